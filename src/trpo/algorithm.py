@@ -1,0 +1,351 @@
+"""TRPO: the learner. `update()` follows the algorithm of DESIGN.md step by step."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from torch import Tensor
+from torch.func import functional_call
+
+from trpo import checkpoint
+from trpo.checkpoint import CheckpointError
+from trpo.config import TRPOConfig, config_from_dict
+from trpo.envs import EnvFactory, env_factory, make_vector_env, probe_spaces, space_from_json, space_to_json
+from trpo.errors import UserError
+from trpo.logging import RunLogger
+from trpo.normalization import ObservationNormalizer, RewardScaler
+from trpo.policies import Actor, Critic, make_distribution, observation_dim
+from trpo.rollout import Batch, RolloutCollector, normalize
+from trpo.trust_region import (
+    Candidate,
+    analytic_fvp,
+    backtracking_line_search,
+    conjugate_gradient,
+    damped,
+    detached_params,
+    double_backprop_fvp,
+    flatten,
+    kl_boundary_step,
+    unflatten,
+)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch global generators (networks are initialised from torch's)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def explained_variance(predicted: Tensor, target: Tensor) -> float:
+    """1 - Var[target - predicted] / Var[target] (1 is perfect, <= 0 is no better than a constant)."""
+    var = float(target.var())
+    return math.nan if var == 0 else 1.0 - float((target - predicted).var()) / var
+
+
+class TRPO:
+    """Trust Region Policy Optimization on a Gymnasium environment.
+
+    >>> agent = TRPO("CartPole-v1", TRPOConfig(total_steps=100_000), seed=0)
+    >>> agent.learn()
+    >>> agent.save("runs/cartpole")
+    """
+
+    algo = "trpo"
+
+    def __init__(self, env: str | EnvFactory, config: TRPOConfig | None = None, seed: int | None = None) -> None:
+        config = config if config is not None else TRPOConfig()
+        if seed is not None:
+            config = config.replace(seed=seed)
+        self.config = config.validate()
+        self.env_fn, self.env_id = env_factory(env)
+        observation_space, action_space = probe_spaces(self.env_fn)
+        self._build(observation_space, action_space)
+
+    def _build(self, observation_space: spaces.Space, action_space: spaces.Space) -> None:
+        cfg = self.config
+        torch.set_num_threads(cfg.torch_threads)
+        seed_everything(cfg.seed)
+        self.observation_space, self.action_space = observation_space, action_space
+        self.obs_dim = observation_dim(observation_space)
+        self.dist = make_distribution(action_space)
+        self.device = torch.device(cfg.device)
+        self.actor = Actor(self.obs_dim, self.dist, cfg.hidden_sizes, cfg.activation, cfg.ortho_init, cfg.log_std_init)
+        self.critic = Critic(self.obs_dim, cfg.hidden_sizes, cfg.activation, cfg.ortho_init)
+        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=cfg.vf_lr)
+        self.obs_normalizer = ObservationNormalizer((self.obs_dim,), cfg.normalize_obs, cfg.clip_obs)
+        self.reward_scaler = RewardScaler(cfg.n_envs, cfg.gamma, cfg.normalize_reward, cfg.clip_reward)
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+        self.num_steps = 0
+        self.num_updates = 0
+        self._collector: RolloutCollector | None = None
+
+    # ------------------------------------------------------------------ training
+
+    def learn(
+        self, total_steps: int | None = None, run_dir: str | Path | None = None, progress_bar: bool = False
+    ) -> TRPO:
+        """Train until `total_steps` environment steps (default: config.total_steps) have been taken.
+
+        With `run_dir`, diagnostics go to `progress.csv` and TensorBoard there and the model is saved
+        to `run_dir/checkpoint` at the end.
+        """
+        total = total_steps if total_steps is not None else self.config.total_steps
+        run_path = Path(run_dir) if run_dir is not None else None
+        collector = self._rollout_collector()
+        with RunLogger(run_path, total, self.num_steps, progress_bar) as logger:
+            while self.num_steps < total:
+                start = time.perf_counter()
+                batch = collector.collect(self.config.gamma, self.config.gae_lambda)
+                rollout_s = time.perf_counter() - start
+                diagnostics = self.update(batch)
+                update_s = time.perf_counter() - start - rollout_s
+                self.num_steps += self.config.batch_size
+                self.num_updates += 1
+                logger.log(self._row(diagnostics, collector, rollout_s, update_s))
+        if run_path is not None:
+            self.save(run_path / "checkpoint")
+        return self
+
+    def _rollout_collector(self) -> RolloutCollector:
+        if self._collector is None:
+            envs = make_vector_env(self.env_fn, self.config.n_envs, self.config.vector)
+            self._collector = RolloutCollector(
+                envs, self.actor, self.critic, self.obs_normalizer, self.reward_scaler,
+                self.config.n_steps, self.generator, self.config.seed,
+            )  # fmt: skip
+        return self._collector
+
+    def close(self) -> None:
+        """Close the training environments."""
+        if self._collector is not None:
+            self._collector.envs.close()
+            self._collector = None
+
+    def update(self, batch: Batch) -> dict[str, float]:
+        """One TRPO update on an on-policy batch; returns its diagnostics."""
+        cfg, dist = self.config, self.dist
+        obs, actions = batch.obs, batch.actions
+        adv = normalize(batch.advantages) if cfg.normalize_advantages else batch.advantages
+
+        # pi_k: the policy that collected the batch
+        params_k = detached_params(self.actor)
+        theta_k = flatten(params_k).to(torch.float64)
+        with torch.no_grad():
+            p_k = self.actor(obs)
+            log_prob_k = dist.log_prob(p_k, actions)
+
+        def policy(theta: Tensor) -> Tensor:
+            return functional_call(self.actor, unflatten(theta, params_k), (obs,))
+
+        def surrogate(p: Tensor) -> Tensor:
+            """L(theta) = mean[pi_theta(a|s) / pi_k(a|s) * A]."""
+            return (torch.exp(dist.log_prob(p, actions) - log_prob_k) * adv).mean()
+
+        # g = grad L at theta_k
+        leaves = {name: p.clone().requires_grad_(True) for name, p in params_k.items()}
+        loss_k = surrogate(functional_call(self.actor, leaves, (obs,)))
+        g = flatten(torch.autograd.grad(loss_k, list(leaves.values()))).to(torch.float64)
+
+        # x = (F + cI)^-1 g by conjugate gradient, F from (a subsample of) the batch
+        fvp_obs = obs[self._fvp_indices(obs.shape[0])] if cfg.fvp_subsample < 1 else obs
+        make_fvp = analytic_fvp if cfg.fvp_method == "analytic" else double_backprop_fvp
+        fvp = damped(make_fvp(self.actor, params_k, fvp_obs, dist), cfg.cg_damping)
+        cg = conjugate_gradient(fvp, g, cfg.cg_iters, cfg.cg_tol)
+
+        # s = sqrt(2 delta / x^T F x) x, then backtrack until KL <= delta and L improves
+        full = kl_boundary_step(cg.x, fvp(cg.x), cfg.max_kl)
+
+        @torch.no_grad()
+        def evaluate(theta: Tensor) -> Candidate:
+            p = policy(theta)
+            kl = dist.kl(p_k, p)
+            return Candidate(float(surrogate(p) - loss_k), float(kl.mean()), float(kl.max()))
+
+        diagnostics: dict[str, float] = {}
+        if full.step is not None:
+            search = backtracking_line_search(
+                evaluate, theta_k, full.step, cfg.max_kl, cfg.backtrack_coef, cfg.backtrack_iters
+            )
+            accepted = search.accepted
+            backtracks = search.backtracks
+            expected_gain = float(g @ full.step)
+        else:
+            accepted, backtracks, expected_gain = False, 0, math.nan
+        if accepted:
+            assert search.theta is not None and search.candidate is not None
+            self._set_actor_params(search.theta)
+            step_norm = float(torch.linalg.vector_norm(search.theta - theta_k))
+            kl, kl_max, gain = search.candidate.kl, search.candidate.kl_max, search.candidate.surrogate_gain
+        else:
+            step_norm, kl, kl_max, gain = 0.0, 0.0, 0.0, 0.0
+
+        value_loss_before = self._value_loss(obs, batch.returns)
+        self._fit_critic(obs, batch.returns)
+        with torch.no_grad():
+            p_new = self.actor(obs)
+        diagnostics.update({
+            "train/kl": kl,
+            "train/kl_max": kl_max,
+            "train/surrogate_gain": gain,
+            "train/expected_gain": expected_gain,
+            "train/entropy": float(dist.entropy(p_new).mean()),
+            "train/cg_iters": float(cg.iterations),
+            "train/cg_residual": cg.relative_residual,
+            "train/xFx": full.x_f_x,
+            "train/step_norm": step_norm,
+            "train/backtracks": float(backtracks),
+            "train/line_search_success": float(accepted),
+            "train/value_loss_before": value_loss_before,
+            "train/value_loss": self._value_loss(obs, batch.returns),
+            "train/explained_variance": explained_variance(batch.values, batch.returns),
+            "train/adv_mean": float(batch.advantages.mean()),
+            "train/adv_std": float(batch.advantages.std()),
+        })  # fmt: skip
+        if self.actor.log_std is not None:
+            diagnostics["train/policy_std"] = float(self.actor.log_std.detach().exp().mean())
+        return diagnostics
+
+    @torch.no_grad()
+    def _set_actor_params(self, theta: Tensor) -> None:
+        """Copy a flat parameter vector into the actor's own tensors (their storage is kept)."""
+        for param, value in zip(
+            self.actor.parameters(), unflatten(theta, detached_params(self.actor)).values(), strict=True
+        ):
+            param.copy_(value)
+
+    def _fvp_indices(self, n: int) -> Tensor:
+        """A random subset of the batch (fraction `fvp_subsample`) for Fisher-vector products."""
+        k = max(1, round(self.config.fvp_subsample * n))
+        return torch.randperm(n, generator=self.generator)[:k]
+
+    def _fit_critic(self, obs: Tensor, returns: Tensor) -> None:
+        """Regress V(s) on the returns: `vf_epochs` passes of Adam over shuffled minibatches."""
+        n, size = obs.shape[0], self.config.vf_minibatch_size
+        for _ in range(self.config.vf_epochs):
+            order = torch.randperm(n, generator=self.generator)
+            for start in range(0, n, size):
+                idx = order[start : start + size]
+                loss = (self.critic(obs[idx]) - returns[idx]).pow(2).mean()
+                self.critic_optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.critic_optimizer.step()
+
+    @torch.no_grad()
+    def _value_loss(self, obs: Tensor, returns: Tensor) -> float:
+        return float((self.critic(obs) - returns).pow(2).mean())
+
+    def _row(
+        self, diagnostics: dict[str, float], collector: RolloutCollector, rollout_s: float, update_s: float
+    ) -> dict[str, float]:
+        stats = collector.stats
+        return {
+            "time/steps": float(self.num_steps),
+            "time/updates": float(self.num_updates),
+            "time/fps": self.config.batch_size / (rollout_s + update_s),
+            "time/rollout_s": rollout_s,
+            "time/update_s": update_s,
+            "rollout/ep_return_mean": float(np.mean(stats.returns)) if stats.returns else math.nan,
+            "rollout/ep_len_mean": float(np.mean(stats.lengths)) if stats.lengths else math.nan,
+            "rollout/episodes": float(stats.episodes),
+            **diagnostics,
+        }
+
+    # ------------------------------------------------------------------ acting
+
+    @torch.no_grad()
+    def predict(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        """Action(s) for one observation or a batch, with the frozen observation normalisation."""
+        obs = np.asarray(obs)
+        single = obs.shape == tuple(self.observation_space.shape or ())
+        flat = self.obs_normalizer(obs.reshape(1 if single else obs.shape[0], -1))
+        params = self.actor(torch.from_numpy(flat))
+        action = self.dist.mode(params) if deterministic else self.dist.sample(params, self.generator)
+        out = action.numpy()
+        if isinstance(self.action_space, spaces.Box):
+            out = np.clip(out, self.action_space.low, self.action_space.high).astype(self.action_space.dtype)
+        elif isinstance(self.action_space, spaces.Discrete):
+            out = out + int(self.action_space.start)
+        return out[0] if single else out
+
+    # ------------------------------------------------------------------ persistence
+
+    def save(self, path: str | Path) -> None:
+        """Save the model (networks, optimiser, normalisers, counters, config) as a directory."""
+        obs_desc, obs_tensors = space_to_json(self.observation_space, "observation_space")
+        act_desc, act_tensors = space_to_json(self.action_space, "action_space")
+        tensors: dict[str, Tensor] = {
+            **{f"actor.{k}": v for k, v in self.actor.state_dict().items()},
+            **{f"critic.{k}": v for k, v in self.critic.state_dict().items()},
+            **{f"obs_rms.{k}": torch.from_numpy(np.asarray(v)) for k, v in self.obs_normalizer.rms.state().items()},
+            **{f"ret_rms.{k}": torch.from_numpy(np.asarray(v)) for k, v in self.reward_scaler.rms.state().items()},
+            **obs_tensors,
+            **act_tensors,
+        }
+        for i, param_state in enumerate(self.critic_optimizer.state_dict()["state"].values()):
+            for key, value in param_state.items():
+                tensors[f"critic_optimizer.{i}.{key}"] = torch.as_tensor(value)
+        state: dict[str, Any] = {
+            "algo": self.algo,
+            "env_id": self.env_id,
+            "config": self.config.to_dict(),
+            "observation_space": obs_desc,
+            "action_space": act_desc,
+            "num_steps": self.num_steps,
+            "num_updates": self.num_updates,
+        }
+        checkpoint.save_checkpoint(path, tensors, state)
+
+    @classmethod
+    def load(cls, path: str | Path, env: str | EnvFactory | None = None) -> TRPO:
+        """Load a model saved by `save` (or the checkpoint of a run directory). No pickle is involved.
+
+        `env` is needed to continue training a model whose environment was not given by id.
+        """
+        tensors, state = checkpoint.load_checkpoint(path)
+        try:
+            config = config_from_dict(state["config"], source=f"{path} config").validate()
+            observation_space = space_from_json(state["observation_space"], tensors, "observation_space")
+            action_space = space_from_json(state["action_space"], tensors, "action_space")
+            agent = cls.__new__(cls)
+            agent.config = config
+            agent.env_id = state.get("env_id")
+            source = env if env is not None else agent.env_id
+            agent.env_fn = env_factory(source)[0] if source is not None else _no_env
+            agent._build(observation_space, action_space)
+            agent._load_tensors(tensors)
+            agent.num_steps = int(state["num_steps"])
+            agent.num_updates = int(state["num_updates"])
+        except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+            if isinstance(exc, UserError):
+                raise
+            raise CheckpointError(f"checkpoint {path} is inconsistent ({type(exc).__name__}: {exc})") from None
+        return agent
+
+    def _load_tensors(self, tensors: dict[str, Tensor]) -> None:
+        def section(prefix: str) -> dict[str, Tensor]:
+            return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+        self.actor.load_state_dict(section("actor."))
+        self.critic.load_state_dict(section("critic."))
+        self.obs_normalizer.rms.load_state({k: v.numpy() for k, v in section("obs_rms.").items()})
+        self.reward_scaler.rms.load_state({k: v.numpy() for k, v in section("ret_rms.").items()})
+        optimizer_tensors = section("critic_optimizer.")
+        if optimizer_tensors:
+            opt_state = self.critic_optimizer.state_dict()
+            for i in range(len(list(self.critic.parameters()))):
+                entry = {k.split(".", 1)[1]: v for k, v in optimizer_tensors.items() if k.split(".", 1)[0] == str(i)}
+                if entry:
+                    opt_state["state"][i] = entry
+            self.critic_optimizer.load_state_dict(opt_state)
+
+
+def _no_env() -> Any:
+    raise UserError("this model was trained on an environment given as a function: pass env= to TRPO.load")

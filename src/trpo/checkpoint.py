@@ -1,0 +1,123 @@
+"""Saving and loading models: safetensors for tensors, JSON for the rest. Nothing here unpickles.
+
+A saved model is a directory holding `model.safetensors` and `state.json` (which records the model
+file's SHA-256). The directory is written beside its final name and swapped in, so a crash at any
+instant leaves the previous version intact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load, save
+
+from trpo.errors import UserError
+
+MODEL_FILE = "model.safetensors"
+STATE_FILE = "state.json"
+FORMAT = "trpo-checkpoint"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(UserError):
+    """A checkpoint is missing, truncated, corrupted or not ours."""
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def save_checkpoint(directory: str | Path, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
+    """Write tensors and JSON state as the directory `directory`, replacing it atomically.
+
+    Both files go to a sibling `<name>.tmp/` first (fsynced); then the old directory is renamed to
+    `<name>.old/`, the new one into place, and the old one removed. A crash at any instant leaves a
+    complete checkpoint at `<name>/` or, between the two renames, at `<name>.old/` (which
+    `load_checkpoint` falls back to).
+    """
+    directory = Path(directory)
+    tmp, old = directory.with_name(directory.name + ".tmp"), directory.with_name(directory.name + ".old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    model_bytes = save(_contiguous(tensors))
+    document = {"format": FORMAT, "version": FORMAT_VERSION, **state}
+    document["model_sha256"] = hashlib.sha256(model_bytes).hexdigest()
+    _write_synced(tmp / MODEL_FILE, model_bytes)
+    _write_synced(tmp / STATE_FILE, json.dumps(document, indent=1).encode())
+    _fsync_dir(tmp)
+    if directory.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.rename(directory, old)
+    os.rename(tmp, directory)
+    _fsync_dir(directory.parent)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _contiguous(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+
+
+def resolve_checkpoint_dir(path: str | Path) -> Path:
+    """Accept a model directory or a run directory (whose model is in `checkpoint/`)."""
+    path = Path(path)
+    if path.name == "checkpoint" and not path.exists() and path.with_name("checkpoint.old").is_dir():
+        return path.with_name("checkpoint.old")  # a crash interrupted the swap in save_checkpoint
+    if not path.exists():
+        raise CheckpointError(f"{path} does not exist; pass a run directory written by `trpo train` or a saved model")
+    if (path / "checkpoint").is_dir() or (path / "checkpoint.old").is_dir():
+        return resolve_checkpoint_dir(path / "checkpoint")
+    if (path / STATE_FILE).exists() or (path / MODEL_FILE).exists():
+        return path
+    raise CheckpointError(
+        f"{path} holds no checkpoint ({STATE_FILE} and {MODEL_FILE}); was the run stopped before its first update?"
+    )
+
+
+def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read a checkpoint directory (or a run directory); raise `CheckpointError` with a clear reason."""
+    directory = resolve_checkpoint_dir(path)
+    state_path, model_path = directory / STATE_FILE, directory / MODEL_FILE
+    for required in (state_path, model_path):
+        if not required.is_file():
+            raise CheckpointError(f"checkpoint {directory} is incomplete: {required.name} is missing")
+    try:
+        state = json.loads(state_path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(
+            f"{state_path} is corrupted (not valid JSON: {exc}); the checkpoint cannot be used"
+        ) from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f'{state_path} is not a trpo checkpoint (no \'"format": "{FORMAT}"\' entry)')
+    if state.get("version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{state_path} has checkpoint format version {state.get('version')}; "
+            f"this trpo reads version {FORMAT_VERSION}"
+        )
+    model_bytes = model_path.read_bytes()
+    if hashlib.sha256(model_bytes).hexdigest() != state.get("model_sha256"):
+        raise CheckpointError(
+            f"{model_path} does not match the checksum in {STATE_FILE}: the file is truncated or corrupted"
+        )
+    try:
+        tensors = load(model_bytes)
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{model_path} is corrupted ({exc}); the checkpoint cannot be used") from None
+    return tensors, state

@@ -1,0 +1,190 @@
+"""The `trpo` command: `trpo train ENV_ID`, `trpo eval RUN_DIR`. Flags are generated from TRPOConfig."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import tyro
+
+from trpo.config import TRPOConfig, load_yaml_config, save_yaml_config
+from trpo.errors import UserError
+from trpo.presets import preset_config
+
+COMMANDS = {
+    "train": "train a policy on a Gymnasium environment and write a run directory",
+    "eval": "evaluate the policy of a run directory",
+}
+RUN_FILES = ("config.yaml", "progress.csv", "summary.json", "checkpoint", "checkpoint.old", "checkpoint.tmp")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainArgs:
+    """Train a TRPO policy. Per-environment presets apply first, then --config FILE, then flags."""
+
+    env_id: tyro.conf.Positional[str | None] = None
+    """Gymnasium environment id, e.g. CartPole-v1 or HalfCheetah-v5."""
+    run_dir: Path | None = None
+    """Run directory (default: runs/<env>-trpo-<seed>-<timestamp>)."""
+    config: Path | None = None
+    """YAML file of config fields applied on top of the environment's preset."""
+    resume: Path | None = None
+    """Continue the run in this directory from its last checkpoint."""
+    force: bool = False
+    """Write into an existing --run-dir (its previous run files are replaced)."""
+    quiet: bool = False
+    """No progress bar."""
+    hp: Annotated[TRPOConfig, tyro.conf.OmitArgPrefixes] = dataclasses.field(default_factory=TRPOConfig)
+    """Hyperparameters."""
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalArgs:
+    """Evaluate the trained policy of a run directory on fresh episodes (raw, unscaled rewards)."""
+
+    run_dir: tyro.conf.Positional[Path]
+    """Run directory written by `trpo train` (or a saved model directory)."""
+    episodes: int = 10
+    """Number of episodes."""
+    stochastic: bool = False
+    """Sample actions instead of taking the most likely one."""
+    json: bool = False
+    """Print one JSON object instead of a sentence."""
+    seed: int | None = None
+    """Seed of the first episode (default: the run's seed + 1000)."""
+
+
+def _parse_train(argv: list[str]) -> tuple[TrainArgs, str | None]:
+    """Parse twice: first to learn the env id and --config, then with preset + file as defaults."""
+    first = tyro.cli(TrainArgs, args=argv, prog="trpo train")
+    if first.resume is not None:
+        return first, None
+    if first.env_id is None:
+        raise UserError("trpo train needs an environment id, e.g. `trpo train CartPole-v1` (or --resume RUN_DIR)")
+    base, preset = preset_config(first.env_id)
+    if first.config is not None:
+        base = load_yaml_config(first.config, base=base)
+    args = tyro.cli(TrainArgs, args=argv, prog="trpo train", default=dataclasses.replace(first, hp=base))
+    return args, preset
+
+
+def _prepare_run_dir(args: TrainArgs, env_id: str, seed: int) -> Path:
+    if args.run_dir is None:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        return Path("runs") / f"{env_id.replace('/', '_')}-trpo-{seed}-{stamp}"
+    run_dir = args.run_dir
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"--run-dir {run_dir} is a file; choose a directory path")
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        is_run = (run_dir / "config.yaml").exists()
+        if not args.force:
+            what = "holds a previous run" if is_run else "exists and is not an empty directory"
+            fix = f"continue it with `trpo train --resume {run_dir}`, " if is_run else ""
+            raise UserError(f"--run-dir {run_dir} {what}; {fix}choose another --run-dir, or pass --force to replace it")
+        for name in RUN_FILES:
+            target = run_dir / name
+            shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+        for events in run_dir.glob("events.out.tfevents*"):
+            events.unlink()
+    return run_dir
+
+
+def train(argv: list[str]) -> int:
+    from trpo.algorithm import TRPO
+    from trpo.evaluation import evaluate
+
+    args, preset = _parse_train(argv)
+    if args.resume is not None:
+        run_dir = args.resume
+        agent = TRPO.load(run_dir)
+        config = agent.config
+        print(f"resuming {run_dir} at step {agent.num_steps:,} of {config.total_steps:,}", file=sys.stderr)
+        env_id = agent.env_id or "?"
+    else:
+        assert args.env_id is not None
+        config = args.hp.validate()
+        agent = TRPO(args.env_id, config)  # checks the env id and its spaces before anything is written
+        env_id = args.env_id
+        run_dir = _prepare_run_dir(args, env_id, config.seed)
+        print(f"preset: {preset or 'none (TRPOConfig defaults)'}", file=sys.stderr)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_yaml_config(config, run_dir / "config.yaml", header=f"trpo train {env_id} --config config.yaml")
+    start = time.perf_counter()
+    agent.learn(config.total_steps, run_dir=run_dir, progress_bar=not args.quiet)
+    wall = time.perf_counter() - start
+    agent.close()
+    summary: dict[str, object] = {
+        "env_id": env_id,
+        "algo": agent.algo,
+        "seed": config.seed,
+        "total_steps": agent.num_steps,
+        "updates": agent.num_updates,
+        "wall_time_s": wall,
+        "steps_per_s": agent.num_steps / wall if wall > 0 else None,
+    }
+    if config.eval_episodes > 0:
+        result = evaluate(agent, episodes=config.eval_episodes)
+        summary.update(
+            mean_return=result["mean_return"], std_return=result["std_return"], eval_episodes=result["episodes"]
+        )
+        print(
+            f"{env_id}: mean return {result['mean_return']:.2f} ± {result['std_return']:.2f} "
+            f"over {result['episodes']} episodes"
+        )
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    print(f"run directory: {run_dir}")
+    return 0
+
+
+def evaluate_command(argv: list[str]) -> int:
+    from trpo.algorithm import TRPO
+    from trpo.evaluation import evaluate
+
+    args = tyro.cli(EvalArgs, args=argv, prog="trpo eval")
+    if args.episodes < 1:
+        raise UserError(f"--episodes must be >= 1 (got {args.episodes})")
+    agent = TRPO.load(args.run_dir)
+    result = evaluate(agent, episodes=args.episodes, deterministic=not args.stochastic, seed=args.seed)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(
+            f"mean return {result['mean_return']:.2f} ± {result['std_return']:.2f} over {result['episodes']} episodes"
+        )
+    return 0
+
+
+def usage() -> str:
+    lines = ["usage: trpo COMMAND [ARGS]", "", "commands:"]
+    lines += [f"  {name:<8} {text}" for name, text in COMMANDS.items()]
+    lines += ["", "`trpo COMMAND --help` lists the command's flags."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    handlers = {"train": train, "eval": evaluate_command}
+    if command not in handlers:
+        print(f"error: unknown command {command!r}; choose one of: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    try:
+        return handlers[command](rest)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,228 @@
+"""`TRPOConfig`: the single source of truth for hyperparameters (API, CLI flags and presets)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from trpo.errors import ConfigError
+
+Activation = Literal["tanh", "relu", "elu", "leaky_relu", "silu"]
+FvpMethod = Literal["analytic", "double_backprop"]
+
+
+@dataclasses.dataclass(frozen=True)
+class TRPOConfig:
+    """Hyperparameters of one TRPO run. Every numerical knob of the algorithm is a field here."""
+
+    # --- trust region ---
+    max_kl: float = 0.01
+    """Trust-region size delta: the largest mean KL(pi_old || pi_new) an accepted update may have."""
+    cg_iters: int = 15
+    """Maximum conjugate-gradient iterations for solving F x = g."""
+    cg_damping: float = 0.1
+    """Damping c added to the Fisher matrix: CG solves (F + c I) x = g."""
+    cg_tol: float = 1e-10
+    """CG stops early once the relative residual ||r|| / ||g|| falls below this."""
+    fvp_method: FvpMethod = "analytic"
+    """Fisher-vector product: 'analytic' (J^T M J with the distribution's Fisher metric M) or
+    'double_backprop' (Hessian of the mean KL by double back-propagation; any distribution)."""
+    fvp_subsample: float = 1.0
+    """Fraction of the batch used for Fisher-vector products (1.0 = the whole batch)."""
+    backtrack_coef: float = 0.8
+    """Line-search shrink factor beta: candidates are theta_k + beta^j * full_step."""
+    backtrack_iters: int = 10
+    """Number of line-search candidates tried before the update is rejected (old policy kept)."""
+
+    # --- advantages ---
+    gamma: float = 0.99
+    """Discount factor."""
+    gae_lambda: float = 0.95
+    """GAE lambda (0 = one-step TD advantages, 1 = Monte-Carlo advantages)."""
+    normalize_advantages: bool = True
+    """Normalise advantages to mean 0, std 1 within each batch."""
+
+    # --- sampling ---
+    n_envs: int = 8
+    """Number of environments in the vector env."""
+    n_steps: int = 256
+    """Steps per environment per update (batch size = n_envs * n_steps)."""
+    vector: Literal["sync", "async"] = "sync"
+    """Vector env: 'sync' (in-process) or 'async' (one subprocess per environment)."""
+
+    # --- critic ---
+    vf_lr: float = 1e-3
+    """Adam learning rate of the value function."""
+    vf_epochs: int = 5
+    """Passes over the batch per update when fitting the value function."""
+    vf_minibatch_size: int = 256
+    """Minibatch size of the value-function fit."""
+
+    # --- networks ---
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    """Hidden layer sizes of the actor and of the critic (separate networks)."""
+    activation: Activation = "tanh"
+    """Hidden-layer activation."""
+    ortho_init: bool = True
+    """Orthogonal initialisation (gain sqrt(2) hidden, 0.01 policy head, 1 value head)."""
+    log_std_init: float = 0.0
+    """Initial log standard deviation of Gaussian policies (state-independent)."""
+
+    # --- normalisation ---
+    normalize_obs: bool = True
+    """Running mean/std observation normalisation (frozen at evaluation, saved with the model)."""
+    normalize_reward: bool = True
+    """Scale rewards by the running std of the discounted return (training only)."""
+    clip_obs: float = 10.0
+    """Clip normalised observations to [-clip_obs, clip_obs]."""
+    clip_reward: float = 10.0
+    """Clip scaled rewards to [-clip_reward, clip_reward]."""
+
+    # --- run ---
+    total_steps: int = 1_000_000
+    """Environment steps to train for (rounded up to whole updates)."""
+    seed: int = 0
+    """Seed of the run: environments, parameters, sampling and subsampling."""
+    device: str = "cpu"
+    """Torch device for networks and updates."""
+    torch_threads: int = 1
+    """Torch intra-op threads (1 is fastest and bit-reproducible for small networks)."""
+    eval_episodes: int = 10
+    """Deterministic evaluation episodes at the end of `trpo train` (0 skips it)."""
+
+    @property
+    def batch_size(self) -> int:
+        """Transitions per update."""
+        return self.n_envs * self.n_steps
+
+    def validate(self) -> TRPOConfig:
+        """Raise `ConfigError` naming the first invalid field and the fix; return self if valid."""
+        checks: list[tuple[bool, str]] = [
+            (
+                self.max_kl > 0 and math.isfinite(self.max_kl),
+                f"max_kl must be > 0 (got {self.max_kl}); typical values are 0.005-0.05",
+            ),
+            (self.cg_iters >= 1, f"cg_iters must be >= 1 (got {self.cg_iters}); typical values are 10-25"),
+            (self.cg_damping >= 0, f"cg_damping must be >= 0 (got {self.cg_damping}); typical value 0.1"),
+            (self.cg_tol >= 0, f"cg_tol must be >= 0 (got {self.cg_tol})"),
+            (0 < self.fvp_subsample <= 1, f"fvp_subsample must be in (0, 1] (got {self.fvp_subsample})"),
+            (
+                0 < self.backtrack_coef < 1,
+                f"backtrack_coef must be in (0, 1) (got {self.backtrack_coef}); typical value 0.8",
+            ),
+            (self.backtrack_iters >= 1, f"backtrack_iters must be >= 1 (got {self.backtrack_iters})"),
+            (0 < self.gamma <= 1, f"gamma must be in (0, 1] (got {self.gamma}); typical value 0.99"),
+            (0 <= self.gae_lambda <= 1, f"gae_lambda must be in [0, 1] (got {self.gae_lambda}); typical value 0.95"),
+            (self.n_envs >= 1, f"n_envs must be >= 1 (got {self.n_envs})"),
+            (self.n_steps >= 1, f"n_steps must be >= 1 (got {self.n_steps})"),
+            (self.batch_size > 1, f"n_steps * n_envs must be > 1 (got n_steps={self.n_steps}, n_envs={self.n_envs})"),
+            (self.vf_lr > 0, f"vf_lr must be > 0 (got {self.vf_lr})"),
+            (self.vf_epochs >= 0, f"vf_epochs must be >= 0 (got {self.vf_epochs})"),
+            (self.vf_minibatch_size >= 1, f"vf_minibatch_size must be >= 1 (got {self.vf_minibatch_size})"),
+            (
+                len(self.hidden_sizes) >= 1 and all(h >= 1 for h in self.hidden_sizes),
+                f"hidden_sizes must be a non-empty list of positive integers (got {list(self.hidden_sizes)})",
+            ),
+            (
+                self.activation in typing.get_args(Activation),
+                f"activation must be one of {', '.join(typing.get_args(Activation))} (got {self.activation!r})",
+            ),
+            (
+                self.fvp_method in typing.get_args(FvpMethod),
+                f"fvp_method must be one of {', '.join(typing.get_args(FvpMethod))} (got {self.fvp_method!r})",
+            ),
+            (self.vector in ("sync", "async"), f"vector must be 'sync' or 'async' (got {self.vector!r})"),
+            (self.clip_obs > 0, f"clip_obs must be > 0 (got {self.clip_obs})"),
+            (self.clip_reward > 0, f"clip_reward must be > 0 (got {self.clip_reward})"),
+            (self.total_steps >= 1, f"total_steps must be >= 1 (got {self.total_steps})"),
+            (self.torch_threads >= 1, f"torch_threads must be >= 1 (got {self.torch_threads})"),
+            (self.eval_episodes >= 0, f"eval_episodes must be >= 0 (got {self.eval_episodes})"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+        return self
+
+    def replace(self, **changes: Any) -> TRPOConfig:
+        """A copy with `changes` applied (names and types checked like a YAML file)."""
+        return config_from_dict(changes, base=self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form (lists instead of tuples) for YAML and JSON."""
+        out = dataclasses.asdict(self)
+        out["hidden_sizes"] = list(self.hidden_sizes)
+        return out
+
+
+def _coerce(name: str, value: Any, annotation: Any) -> Any:
+    """Check one YAML/dict value against the field's type; ints are accepted for floats."""
+    origin = typing.get_origin(annotation)
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+    elif annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif annotation is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif annotation is str:
+        if isinstance(value, str):
+            return value
+    elif origin is Literal:
+        if value in typing.get_args(annotation):
+            return value
+        raise ConfigError(f"{name} must be one of {', '.join(map(str, typing.get_args(annotation)))} (got {value!r})")
+    elif origin is tuple:
+        if isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            return tuple(value)
+    elif origin in (typing.Union, types.UnionType):
+        raise TypeError(f"unsupported field type {annotation}")  # pragma: no cover - no such field yet
+    expected = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
+        annotation, "a list of integers"
+    )
+    raise ConfigError(f"{name} must be {expected} (got {value!r} of type {type(value).__name__})")
+
+
+def config_from_dict(values: Mapping[str, Any], base: TRPOConfig | None = None, source: str = "config") -> TRPOConfig:
+    """Apply `values` on top of `base`, refusing unknown keys and wrong types with a clear message."""
+    base = base if base is not None else TRPOConfig()
+    hints = typing.get_type_hints(TRPOConfig)
+    fields = {f.name for f in dataclasses.fields(TRPOConfig)}
+    changes = {}
+    for key, value in values.items():
+        if key not in fields:
+            close = [f for f in sorted(fields) if f.split("_")[0] == str(key).split("_")[0]]
+            hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+            raise ConfigError(f"{source}: unknown config key {key!r}{hint}; `trpo train --help` lists the fields")
+        changes[key] = _coerce(f"{source}: {key}", value, hints[key])
+    return dataclasses.replace(base, **changes)
+
+
+def load_yaml_config(path: str | Path, base: TRPOConfig | None = None) -> TRPOConfig:
+    """Read a YAML file of config fields on top of `base`."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must be a mapping of field: value (got {type(data).__name__})")
+    return config_from_dict(data, base=base, source=str(path))
+
+
+def save_yaml_config(config: TRPOConfig, path: str | Path, header: str = "") -> None:
+    """Write the complete config as YAML that `--config` reads back; `header` becomes a comment."""
+    comment = "".join(f"# {line}\n" for line in header.splitlines())
+    Path(path).write_text(comment + yaml.safe_dump(config.to_dict(), sort_keys=False))

@@ -1,0 +1,100 @@
+"""Run logging: progress.csv (flushed every update), TensorBoard scalars and a progress bar."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+PROGRESS_FILE = "progress.csv"
+
+
+class RunLogger:
+    """Writes one row of diagnostics per update to CSV and TensorBoard, and drives the progress bar."""
+
+    def __init__(self, run_dir: Path | None, total_steps: int, start_steps: int = 0, progress_bar: bool = True) -> None:
+        self.run_dir = run_dir
+        self._csv_file: IO[str] | None = None
+        self._csv: Any = None
+        self._fields: list[str] | None = None
+        self._tb: Any = None
+        if run_dir is not None:
+            from torch.utils.tensorboard import SummaryWriter  # imported lazily: it is slow to import
+
+            run_dir.mkdir(parents=True, exist_ok=True)
+            self._tb = SummaryWriter(log_dir=str(run_dir))
+        self._progress: Progress | None = None
+        if progress_bar:
+            self._progress = Progress(
+                TextColumn("[bold]trpo"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("steps"),
+                TextColumn("{task.fields[fps]:>7} steps/s"),
+                TextColumn("return {task.fields[ret]}"),
+                TextColumn("KL {task.fields[kl]}"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+            )
+            self._task = self._progress.add_task(
+                "train", total=total_steps, completed=start_steps, fps="-", ret="-", kl="-"
+            )
+            self._progress.start()
+
+    def log(self, row: dict[str, float]) -> None:
+        """Append one update's diagnostics (keys are the same every update of a run)."""
+        steps = int(row["time/steps"])
+        if self.run_dir is not None:
+            if self._csv is None:
+                self._open_csv(list(row))
+            assert self._csv is not None and self._csv_file is not None
+            self._csv.writerow({k: row.get(k, math.nan) for k in self._fields or []})
+            self._csv_file.flush()
+            for key, value in row.items():
+                self._tb.add_scalar(key, value, global_step=steps)
+            self._tb.flush()
+        if self._progress is not None:
+            ret = row.get("rollout/ep_return_mean", math.nan)
+            self._progress.update(
+                self._task,
+                completed=steps,
+                fps=f"{row['time/fps']:.0f}",
+                ret="-" if math.isnan(ret) else f"{ret:.1f}",
+                kl=f"{row['train/kl']:.4f}",
+            )
+
+    def _open_csv(self, fields: list[str]) -> None:
+        assert self.run_dir is not None
+        path = self.run_dir / PROGRESS_FILE
+        exists = path.exists() and path.stat().st_size > 0
+        if exists:
+            with open(path, newline="") as f:
+                header = next(csv.reader(f), None)
+            if header:
+                fields = header
+        self._fields = fields
+        self._csv_file = open(path, "a", newline="")  # noqa: SIM115 - kept open for the run
+        self._csv = csv.DictWriter(self._csv_file, fieldnames=fields, extrasaction="ignore")
+        if not exists:
+            self._csv.writeheader()
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+        if self._csv_file is not None:
+            self._csv_file.close()
+            self._csv_file = None
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
+
+    def __enter__(self) -> RunLogger:
+        return self
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.close()

@@ -1,0 +1,181 @@
+"""Collecting a batch from a Gymnasium vector env, and GAE. `gae` is a pure function."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor
+
+from trpo.distributions import Distribution
+from trpo.normalization import ObservationNormalizer, RewardScaler
+from trpo.policies import Actor, Critic, observation_dim
+
+
+def gae(
+    rewards: Tensor,
+    values: Tensor,
+    next_values: Tensor,
+    terminated: Tensor,
+    ended: Tensor,
+    gamma: float,
+    lam: float,
+) -> Tensor:
+    """Generalised advantage estimates for [T, E] arrays of transitions.
+
+    delta_t = r_t + gamma (1 - terminated_t) V(s_{t+1}) - V(s_t)
+    A_t     = delta_t + gamma lambda (1 - ended_t) A_{t+1}
+
+    `next_values[t]` is V of the state reached at step t: the next stored state, or, at a
+    truncation, V(final observation). `ended` is terminated or truncated: the recursion never
+    crosses an episode boundary, and only a termination cuts the bootstrap.
+    """
+    not_terminated = 1.0 - terminated.to(values.dtype)
+    not_ended = 1.0 - ended.to(values.dtype)
+    deltas = rewards + gamma * not_terminated * next_values - values
+    advantages = torch.zeros_like(values)
+    running = torch.zeros_like(values[0])
+    for t in range(values.shape[0] - 1, -1, -1):
+        running = deltas[t] + gamma * lam * not_ended[t] * running
+        advantages[t] = running
+    return advantages
+
+
+def normalize(x: Tensor, eps: float = 1e-8) -> Tensor:
+    """(x - mean) / (std + eps)."""
+    return (x - x.mean()) / (x.std() + eps)
+
+
+@dataclass
+class Batch:
+    """One on-policy batch, flattened to [N = n_steps * n_envs]; collected by a single policy version."""
+
+    obs: Tensor
+    actions: Tensor
+    advantages: Tensor
+    returns: Tensor
+    values: Tensor
+
+
+@dataclass
+class EpisodeStats:
+    """Undiscounted, unscaled returns and lengths of the last `window` finished episodes."""
+
+    window: int = 100
+    returns: deque[float] = field(default_factory=lambda: deque(maxlen=100))
+    lengths: deque[int] = field(default_factory=lambda: deque(maxlen=100))
+    episodes: int = 0
+
+
+class RolloutCollector:
+    """Owns the vector env and the preallocated storage; fills one batch per call."""
+
+    def __init__(
+        self,
+        envs: gym.vector.VectorEnv,
+        actor: Actor,
+        critic: Critic,
+        obs_normalizer: ObservationNormalizer,
+        reward_scaler: RewardScaler,
+        n_steps: int,
+        generator: torch.Generator,
+        seed: int,
+    ) -> None:
+        self.envs = envs
+        self.actor = actor
+        self.critic = critic
+        self.dist: Distribution = actor.distribution
+        self.obs_normalizer = obs_normalizer
+        self.reward_scaler = reward_scaler
+        self.n_steps = n_steps
+        self.generator = generator
+        self.n_envs = envs.num_envs
+        obs_dim = observation_dim(envs.single_observation_space)
+        t, e = n_steps, self.n_envs
+        self.obs = torch.zeros((t, e, obs_dim))
+        self.actions = torch.zeros((t, e, *self.dist.action_shape), dtype=self.dist.action_dtype)
+        self.rewards = torch.zeros((t, e))
+        self.values = torch.zeros((t, e))
+        self.next_values = torch.zeros((t, e))
+        self.terminated = torch.zeros((t, e), dtype=torch.bool)
+        self.ended = torch.zeros((t, e), dtype=torch.bool)
+        self.stats = EpisodeStats()
+        self.episode_return = np.zeros(e, dtype=np.float64)
+        self.episode_length = np.zeros(e, dtype=np.int64)
+        self.action_transform = _action_transform(envs.single_action_space)
+        raw_obs, _ = envs.reset(seed=seed)
+        self.raw_obs: np.ndarray = raw_obs
+        self.obs_normalizer.update(raw_obs)
+
+    @torch.no_grad()
+    def collect(self, gamma: float, lam: float, on_step: Callable[[], None] | None = None) -> Batch:
+        """Run n_steps in every env with the current actor; return the batch with GAE advantages."""
+        for t in range(self.n_steps):
+            obs = self.obs[t]
+            obs.copy_(torch.from_numpy(self.obs_normalizer(self.raw_obs)).view_as(obs))
+            action = self.dist.sample(self.actor(obs), self.generator)
+            self.actions[t] = action
+            self.values[t] = self.critic(obs)
+
+            raw_obs, reward, terminated, truncated, info = self.envs.step(self.action_transform(action.numpy()))
+            ended = terminated | truncated
+            self._record_episodes(reward, ended)
+            self.rewards[t] = torch.from_numpy(self.reward_scaler(reward, ended))
+            self.terminated[t] = torch.from_numpy(terminated)
+            self.ended[t] = torch.from_numpy(ended)
+            truncated_only = truncated & ~terminated
+            if truncated_only.any():
+                # SAME_STEP autoreset: raw_obs is already the next episode's first observation;
+                # the state the truncated episode reached is in info["final_obs"].
+                idx = np.flatnonzero(truncated_only)
+                final = np.stack([info["final_obs"][i] for i in idx])
+                final_values = self.critic(torch.from_numpy(self.obs_normalizer(final)).reshape(len(idx), -1))
+                self.next_values[t, torch.from_numpy(idx)] = final_values
+            self.raw_obs = raw_obs
+            self.obs_normalizer.update(raw_obs)
+            if on_step is not None:
+                on_step()
+
+        last_values = self.critic(torch.from_numpy(self.obs_normalizer(self.raw_obs)).reshape(self.n_envs, -1))
+        # V(s_{t+1}) for steps that did not end an episode; truncations keep V(final_obs) set above.
+        following = torch.cat([self.values[1:], last_values.unsqueeze(0)])
+        truncated_only = self.ended & ~self.terminated
+        self.next_values = torch.where(truncated_only, self.next_values, following)
+        advantages = gae(self.rewards, self.values, self.next_values, self.terminated, self.ended, gamma, lam)
+        returns = advantages + self.values
+        n = self.n_steps * self.n_envs
+        return Batch(
+            obs=self.obs.reshape(n, -1).clone(),
+            actions=self.actions.reshape(n, *self.dist.action_shape).clone(),
+            advantages=advantages.reshape(n),
+            returns=returns.reshape(n),
+            values=self.values.reshape(n).clone(),
+        )
+
+    def _record_episodes(self, reward: np.ndarray, ended: np.ndarray) -> None:
+        self.episode_return += reward
+        self.episode_length += 1
+        for i in np.flatnonzero(ended):
+            self.stats.returns.append(float(self.episode_return[i]))
+            self.stats.lengths.append(int(self.episode_length[i]))
+            self.stats.episodes += 1
+        self.episode_return[ended] = 0.0
+        self.episode_length[ended] = 0
+
+
+def _action_transform(space: gym.Space) -> Callable[[np.ndarray], np.ndarray]:
+    """Map sampled actions to what the env accepts: Box actions are clipped to the bounds."""
+    if isinstance(space, gym.spaces.Box):
+        low, high = space.low, space.high
+        dtype = space.dtype
+        return lambda a: np.clip(a, low, high).astype(dtype, copy=False)
+    if isinstance(space, gym.spaces.MultiBinary):
+        return lambda a: a.astype(np.int8)
+    if isinstance(space, gym.spaces.Discrete) and int(space.start) != 0:
+        start = int(space.start)
+        return lambda a: a + start
+    return lambda a: a

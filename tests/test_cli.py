@@ -1,0 +1,177 @@
+"""The `trpo` command: smoke runs, the run directory contract, and bad input (one line, exit 2)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from trpo.cli import main
+
+TRPO = [sys.executable, "-m", "trpo.cli"]
+DIAGNOSTICS = [
+    "rollout/ep_return_mean", "rollout/ep_len_mean", "train/kl", "train/kl_max", "train/surrogate_gain",
+    "train/expected_gain", "train/entropy", "train/policy_std", "train/cg_iters", "train/cg_residual",
+    "train/step_norm", "train/backtracks", "train/line_search_success", "train/value_loss",
+    "train/explained_variance", "train/adv_mean", "train/adv_std", "time/steps", "time/fps",
+    "time/rollout_s", "time/update_s",
+]  # fmt: skip
+
+
+def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*TRPO, *map(str, args)], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def pendulum_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run_dir = tmp_path_factory.mktemp("runs") / "pendulum"
+    result = run("train", "Pendulum-v1", "--total-steps", "1024", "--n-envs", "2", "--n-steps", "256",
+                 "--eval-episodes", "2", "--run-dir", run_dir, "--quiet")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "preset: Pendulum-v1" in result.stderr
+    return run_dir
+
+
+def test_run_directory_contract(pendulum_run: Path) -> None:
+    names = {p.name for p in pendulum_run.iterdir()}
+    assert {"config.yaml", "progress.csv", "summary.json", "checkpoint"} <= names
+    assert any(n.startswith("events.out.tfevents") for n in names)
+    assert {p.name for p in (pendulum_run / "checkpoint").iterdir()} == {"model.safetensors", "state.json"}
+    with open(pendulum_run / "progress.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 and set(DIAGNOSTICS) <= set(rows[0])
+    assert [float(r["time/steps"]) for r in rows] == [512.0, 1024.0]
+    summary = json.loads((pendulum_run / "summary.json").read_text())
+    for key in (
+        "env_id",
+        "algo",
+        "seed",
+        "total_steps",
+        "wall_time_s",
+        "steps_per_s",
+        "mean_return",
+        "std_return",
+        "eval_episodes",
+    ):
+        assert key in summary
+    assert summary["env_id"] == "Pendulum-v1" and summary["total_steps"] == 1024 and summary["eval_episodes"] == 2
+
+
+def test_config_yaml_reruns_the_same_config(pendulum_run: Path, tmp_path: Path) -> None:
+    config = yaml.safe_load((pendulum_run / "config.yaml").read_text())
+    assert config["n_steps"] == 256 and config["gamma"] == 0.9  # flag and preset both recorded
+    from trpo.config import load_yaml_config
+
+    assert load_yaml_config(pendulum_run / "config.yaml").n_envs == 2
+
+
+def test_tensorboard_has_the_same_keys(pendulum_run: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(pendulum_run))
+    events.Reload()
+    assert set(DIAGNOSTICS) <= set(events.Tags()["scalars"])
+
+
+def test_eval_json(pendulum_run: Path) -> None:
+    result = run("eval", pendulum_run, "--episodes", "2", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["episodes"] == 2 and {"mean_return", "std_return"} <= set(data)
+    assert -2000 < data["mean_return"] < 0
+
+
+def test_flags_override_config_file_which_overrides_preset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from trpo.cli import _parse_train
+
+    file = tmp_path / "c.yaml"
+    file.write_text("max_kl: 0.03\nn_steps: 64\n")
+    args, preset = _parse_train(["Pendulum-v1", "--config", str(file), "--n-steps", "32"])
+    assert preset == "Pendulum-v1"
+    assert args.hp.gamma == 0.9  # preset
+    assert args.hp.max_kl == 0.03  # file over preset
+    assert args.hp.n_steps == 32  # flag over file
+
+
+def test_help_lists_every_config_field() -> None:
+    import dataclasses
+
+    from trpo import TRPOConfig
+
+    result = run("train", "--help")
+    assert result.returncode == 0
+    for field in dataclasses.fields(TRPOConfig):
+        assert "--" + field.name.replace("_", "-") in result.stdout
+
+
+def assert_clean_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["train", "NoSuchEnv-v0"], ["unknown environment id 'NoSuchEnv-v0'"]),
+        (["train", "CartPole-v1", "--max-kl", "0"], ["max_kl must be > 0"]),
+        (["train", "CartPole-v1", "--max-kl", "-1"], ["max_kl must be > 0"]),
+        (["train", "CartPole-v1", "--gamma", "1.5"], ["gamma must be in (0, 1]"]),
+        (["train", "CartPole-v1", "--gamma", "0"], ["gamma must be in (0, 1]"]),
+        (["train", "CartPole-v1", "--gae-lambda", "2"], ["gae_lambda must be in [0, 1]"]),
+        (["train", "CartPole-v1", "--n-steps", "0"], ["n_steps must be >= 1"]),
+        (["train"], ["needs an environment id"]),
+        (["eval", "/nonexistent/run"], ["does not exist"]),
+        (["frobnicate"], ["unknown command"]),
+    ],
+)
+def test_bad_input_gives_one_line_and_exit_2(args: list[str], fragments: list[str], tmp_path: Path) -> None:
+    assert_clean_error(
+        run(*args, *(["--run-dir", tmp_path / "r"] if args[:1] == ["train"] and len(args) > 1 else [])), *fragments
+    )
+    assert not (tmp_path / "r").exists()  # nothing was written
+
+
+def test_unsupported_action_space_is_refused(tmp_path: Path) -> None:
+    script = tmp_path / "tuple_env.py"
+    script.write_text(
+        "import gymnasium as gym, numpy as np\n"
+        "class TupleEnv(gym.Env):\n"
+        "    observation_space = gym.spaces.Box(-1, 1, (2,))\n"
+        "    action_space = gym.spaces.Tuple((gym.spaces.Discrete(2), gym.spaces.Discrete(3)))\n"
+        "gym.register('TupleAction-v0', entry_point=TupleEnv)\n"
+        "from trpo.cli import main\n"
+        "import sys\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    result = subprocess.run([sys.executable, str(script), "train", "TupleAction-v0", "--run-dir", str(tmp_path / "r")],
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert_clean_error(result, "unsupported action space", "Tuple")
+
+
+def test_eval_of_run_without_checkpoint_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text("max_kl: 0.01\n")
+    assert_clean_error(run("eval", tmp_path), "holds no checkpoint")
+
+
+def test_existing_run_dir_is_not_overwritten(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("precious")
+    result = run("train", "CartPole-v1", "--run-dir", tmp_path, "--total-steps", "256")
+    assert_clean_error(result, "is not an empty directory", "--force")
+    assert (tmp_path / "notes.txt").read_text() == "precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_main_returns_2_on_unknown_yaml_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    file = tmp_path / "c.yaml"
+    file.write_text("max_kll: 0.1\n")
+    assert main(["train", "CartPole-v1", "--config", str(file), "--run-dir", str(tmp_path / "r")]) == 2
+    assert "unknown config key 'max_kll'" in capsys.readouterr().err

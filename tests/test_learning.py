@@ -1,0 +1,34 @@
+"""Learning checks with thresholds. CartPole runs in CI (about 10 s); the longer ones are marked slow."""
+
+from __future__ import annotations
+
+import pytest
+
+from trpo import TRPO, evaluate
+from trpo.presets import preset_config
+
+
+def train_preset(env_id: str, seed: int = 0) -> TRPO:
+    config, _ = preset_config(env_id)
+    agent = TRPO(env_id, config, seed=seed).learn()
+    agent.close()
+    return agent
+
+
+def test_cartpole_reaches_475_in_100k_steps() -> None:
+    agent = train_preset("CartPole-v1")
+    assert agent.num_steps <= 100_352
+    assert evaluate(agent, episodes=10)["mean_return"] >= 475
+
+
+def test_pendulum_preset_learns() -> None:
+    """A quick check that the continuous-control preset loads and learns (issue: CI keeps one)."""
+    agent = train_preset("Pendulum-v1")
+    assert evaluate(agent, episodes=10)["mean_return"] >= -200
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2])
+def test_cartpole_other_seeds(seed: int) -> None:
+    agent = train_preset("CartPole-v1", seed=seed)
+    assert evaluate(agent, episodes=10)["mean_return"] >= 475

@@ -1,0 +1,225 @@
+"""Exact math with known answers: CG, Fisher-vector products, step size, line search."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch.autograd.functional import hessian
+from torch.func import functional_call
+
+from trpo.distributions import Bernoulli, Categorical, DiagGaussian, Distribution, MultiCategorical
+from trpo.policies import Actor
+from trpo.trust_region import (
+    Candidate,
+    analytic_fvp,
+    backtracking_line_search,
+    conjugate_gradient,
+    detached_params,
+    double_backprop_fvp,
+    flatten,
+    is_acceptable,
+    kl_boundary_step,
+    unflatten,
+)
+
+
+def random_spd(n: int, generator: torch.Generator, condition: float = 100.0) -> torch.Tensor:
+    q, _ = torch.linalg.qr(torch.randn(n, n, generator=generator, dtype=torch.float64))
+    eigenvalues = torch.logspace(0, math.log10(condition), n, dtype=torch.float64)
+    return q @ torch.diag(eigenvalues) @ q.T
+
+
+@pytest.mark.parametrize("n", [1, 5, 30])
+def test_cg_matches_linalg_solve_on_spd_systems(n: int) -> None:
+    gen = torch.Generator().manual_seed(n)
+    a = random_spd(n, gen)
+    b = torch.randn(n, generator=gen, dtype=torch.float64)
+    result = conjugate_gradient(lambda v: a @ v, b, max_iters=10 * n, tol=1e-12)
+    expected = torch.linalg.solve(a, b)
+    assert torch.allclose(result.x, expected, rtol=1e-8, atol=1e-10)
+    assert result.relative_residual < 1e-12
+    assert result.iterations <= 10 * n
+
+
+def test_cg_runs_in_float64_and_reports_iterations_and_residual() -> None:
+    gen = torch.Generator().manual_seed(0)
+    a = random_spd(50, gen, condition=1e4)
+    b = torch.randn(50, generator=gen, dtype=torch.float64)
+    result = conjugate_gradient(lambda v: (a @ v.double()).float(), b.float(), max_iters=3, tol=1e-10)
+    assert result.x.dtype == torch.float64
+    assert result.iterations == 3  # stopped by the iteration cap, not the tolerance
+    residual = float(torch.linalg.vector_norm(b - a @ result.x) / torch.linalg.vector_norm(b))
+    assert result.relative_residual == pytest.approx(residual, rel=1e-3)
+
+
+def test_cg_stops_on_relative_residual() -> None:
+    a = torch.diag(torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64))
+    result = conjugate_gradient(lambda v: a @ v, torch.ones(3, dtype=torch.float64), max_iters=100, tol=1e-10)
+    assert result.iterations == 3  # exact in n steps for n distinct eigenvalues
+    assert result.relative_residual < 1e-10
+
+
+def test_cg_of_zero_gradient_is_zero() -> None:
+    result = conjugate_gradient(lambda v: v, torch.zeros(4), max_iters=10, tol=1e-10)
+    assert result.iterations == 0 and torch.equal(result.x, torch.zeros(4, dtype=torch.float64))
+
+
+DISTRIBUTIONS: dict[str, Distribution] = {
+    "gaussian": DiagGaussian(2),
+    "categorical": Categorical(3),
+    "multi_categorical": MultiCategorical([2, 3]),
+    "bernoulli": Bernoulli(3),
+}
+
+
+def tiny_actor(dist: Distribution) -> Actor:
+    torch.manual_seed(0)
+    actor = Actor(4, dist, hidden_sizes=(5,), activation="tanh", ortho_init=False, log_std_init=-0.3).double()
+    return actor
+
+
+def explicit_kl_hessian(actor: Actor, obs: torch.Tensor, dist: Distribution) -> torch.Tensor:
+    params = detached_params(actor)
+    with torch.no_grad():
+        p_k = actor(obs)
+
+    def mean_kl(theta: torch.Tensor) -> torch.Tensor:
+        return dist.kl(p_k, functional_call(actor, unflatten(theta, params), (obs,))).mean()
+
+    return hessian(mean_kl, flatten(params))
+
+
+@pytest.mark.parametrize("name", list(DISTRIBUTIONS))
+@pytest.mark.parametrize("make_fvp", [analytic_fvp, double_backprop_fvp])
+def test_fvp_equals_explicit_hessian_of_mean_kl(name: str, make_fvp) -> None:  # type: ignore[no-untyped-def]
+    dist = DISTRIBUTIONS[name]
+    actor = tiny_actor(dist)
+    obs = torch.randn(7, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    h = explicit_kl_hessian(actor, obs, dist)
+    fvp = make_fvp(actor, detached_params(actor), obs, dist)
+    gen = torch.Generator().manual_seed(2)
+    for _ in range(3):
+        v = torch.randn(h.shape[0], generator=gen, dtype=torch.float64)
+        expected = h @ v
+        got = fvp(v)
+        assert float(torch.linalg.vector_norm(got - expected) / torch.linalg.vector_norm(expected)) < 1e-6
+
+
+@pytest.mark.parametrize("name", list(DISTRIBUTIONS))
+def test_analytic_and_double_backprop_fvp_agree(name: str) -> None:
+    dist = DISTRIBUTIONS[name]
+    actor = tiny_actor(dist)
+    obs = torch.randn(11, 4, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    params = detached_params(actor)
+    v = torch.randn(flatten(params).numel(), generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    a = analytic_fvp(actor, params, obs, dist)(v)
+    b = double_backprop_fvp(actor, params, obs, dist)(v)
+    assert float(torch.linalg.vector_norm(a - b) / torch.linalg.vector_norm(b)) < 1e-6
+
+
+def test_kl_boundary_step_lands_on_the_quadratic_boundary() -> None:
+    f = torch.diag(torch.tensor([2.0, 0.5], dtype=torch.float64))
+    x = torch.tensor([1.0, -3.0], dtype=torch.float64)
+    full = kl_boundary_step(x, f @ x, max_kl=0.01)
+    assert full.step is not None
+    assert float(0.5 * full.step @ f @ full.step) == pytest.approx(0.01, rel=1e-12)
+    assert full.x_f_x == pytest.approx(float(x @ f @ x))
+
+
+@pytest.mark.parametrize(
+    ("x", "f_x", "reason"),
+    [
+        ([1.0, 0.0], [-1.0, 0.0], "x^T F x <= 0"),
+        ([0.0, 0.0], [0.0, 0.0], "x^T F x <= 0"),
+        ([float("nan"), 1.0], [1.0, 1.0], "non-finite"),
+        ([1.0, 1.0], [float("inf"), 1.0], "non-finite"),
+    ],
+)
+def test_kl_boundary_step_guards(x: list[float], f_x: list[float], reason: str) -> None:
+    full = kl_boundary_step(torch.tensor(x, dtype=torch.float64), torch.tensor(f_x, dtype=torch.float64), 0.01)
+    assert full.step is None and reason in full.reason
+
+
+def quadratic_evaluate(gain_slope: float, kl_curvature: float):  # type: ignore[no-untyped-def]
+    """Candidates on a line: gain = slope * t, kl = curvature * t^2 for theta = t * direction."""
+
+    def evaluate(theta: torch.Tensor) -> Candidate:
+        t = float(theta[0])
+        return Candidate(surrogate_gain=gain_slope * t, kl=kl_curvature * t * t, kl_max=kl_curvature * t * t)
+
+    return evaluate
+
+
+def test_line_search_accepts_the_largest_feasible_candidate() -> None:
+    # kl(t) = t^2, delta = 0.5: t = 1 (j=0) and 0.8 (0.64) are infeasible, 0.64 (0.41) is the first feasible.
+    result = backtracking_line_search(
+        quadratic_evaluate(1.0, 1.0), torch.zeros(1, dtype=torch.float64), torch.ones(1, dtype=torch.float64),
+        max_kl=0.5, backtrack_coef=0.8, backtrack_iters=10,
+    )  # fmt: skip
+    assert result.accepted and result.backtracks == 2
+    assert float(result.theta[0]) == pytest.approx(0.64)  # type: ignore[index]
+    assert result.candidate is not None and result.candidate.kl <= 0.5
+
+
+def test_line_search_accepts_the_full_step_when_feasible() -> None:
+    result = backtracking_line_search(
+        quadratic_evaluate(1.0, 0.001),
+        torch.zeros(1, dtype=torch.float64),
+        torch.ones(1, dtype=torch.float64),
+        0.01,
+        0.5,
+        5,
+    )
+    assert result.accepted and result.backtracks == 0
+
+
+def test_line_search_reverts_when_no_candidate_improves() -> None:
+    result = backtracking_line_search(
+        quadratic_evaluate(-1.0, 0.0),
+        torch.zeros(1, dtype=torch.float64),
+        torch.ones(1, dtype=torch.float64),
+        0.01,
+        0.5,
+        5,
+    )
+    assert not result.accepted and result.theta is None and result.backtracks == 5
+
+
+def test_line_search_reverts_when_every_candidate_violates_kl() -> None:
+    result = backtracking_line_search(
+        quadratic_evaluate(1.0, 1e6),
+        torch.zeros(1, dtype=torch.float64),
+        torch.ones(1, dtype=torch.float64),
+        0.01,
+        0.5,
+        3,
+    )
+    assert not result.accepted
+
+
+@pytest.mark.parametrize(
+    ("candidate", "ok"),
+    [
+        (Candidate(0.1, 0.01, 0.05), True),  # KL exactly delta is allowed
+        (Candidate(0.1, 0.0100001, 0.05), False),
+        (Candidate(0.0, 0.001, 0.05), False),  # no improvement
+        (Candidate(-0.1, 0.001, 0.05), False),
+        (Candidate(float("nan"), 0.001, 0.05), False),
+        (Candidate(0.1, float("nan"), 0.05), False),
+        (Candidate(0.1, 0.001, float("inf")), False),
+    ],
+)
+def test_acceptance_rule(candidate: Candidate, ok: bool) -> None:
+    assert is_acceptable(candidate, max_kl=0.01) is ok
+
+
+def test_flatten_unflatten_round_trip() -> None:
+    like = {"a": torch.zeros(2, 3), "b": torch.zeros(4)}
+    v = torch.arange(10, dtype=torch.float64)
+    out = unflatten(v, like)
+    assert out["a"].dtype == torch.float32 and out["a"].shape == (2, 3)
+    assert torch.equal(flatten(out).double(), v)
+    with pytest.raises(ValueError):
+        unflatten(torch.zeros(11), like)

@@ -1,0 +1,87 @@
+"""Invariants of one update and of a whole run: trust region respected, reproducible bit for bit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from trpo import TRPO, TRPOConfig
+from trpo.rollout import Batch
+
+
+def collect(agent: TRPO) -> Batch:
+    return agent._rollout_collector().collect(agent.config.gamma, agent.config.gae_lambda)
+
+
+@pytest.mark.parametrize(
+    ("env_id", "changes"),
+    [
+        ("CartPole-v1", {}),
+        ("Pendulum-v1", {}),
+        ("Pendulum-v1", {"fvp_method": "double_backprop", "fvp_subsample": 0.25}),
+        ("CartPole-v1", {"max_kl": 1e-4, "cg_damping": 0.0}),
+    ],
+)
+def test_batch_kl_after_update_is_never_above_delta(env_id: str, changes: dict) -> None:
+    config = TRPOConfig(n_envs=2, n_steps=128, **changes)
+    agent = TRPO(env_id, config, seed=0)
+    for _ in range(5):
+        batch = collect(agent)
+        with torch.no_grad():
+            before = agent.actor(batch.obs)
+        diagnostics = agent.update(batch)
+        with torch.no_grad():
+            after = agent.actor(batch.obs)
+        kl = float(agent.dist.kl(before, after).mean())
+        assert kl <= config.max_kl
+        assert kl == pytest.approx(diagnostics["train/kl"], rel=1e-4, abs=1e-9)
+        if diagnostics["train/line_search_success"]:
+            assert diagnostics["train/surrogate_gain"] > 0
+        else:
+            assert torch.equal(before, after)  # a rejected update keeps theta_k exactly
+
+
+def test_rejected_step_keeps_old_policy() -> None:
+    agent = TRPO("CartPole-v1", TRPOConfig(n_envs=2, n_steps=64, backtrack_iters=1), seed=0)
+    batch = collect(agent)
+    batch.advantages = torch.zeros_like(batch.advantages)  # zero gradient: no improving direction exists
+    before = [p.detach().clone() for p in agent.actor.parameters()]
+    diagnostics = agent.update(batch)
+    assert diagnostics["train/line_search_success"] == 0.0
+    assert all(torch.equal(a, b) for a, b in zip(before, agent.actor.parameters(), strict=True))
+
+
+def test_same_seed_is_bitwise_reproducible_and_other_seed_differs() -> None:
+    config = TRPOConfig(n_envs=2, n_steps=64)
+
+    def weights(seed: int) -> list[torch.Tensor]:
+        agent = TRPO("Pendulum-v1", config, seed=seed).learn(640)
+        agent.close()
+        return [p.detach().clone() for p in [*agent.actor.parameters(), *agent.critic.parameters()]]
+
+    a, b, c = weights(3), weights(3), weights(4)
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+    assert not all(torch.equal(x, y) for x, y in zip(a, c, strict=True))
+
+
+def test_truncation_uses_value_of_final_observation() -> None:
+    """The collector stores V(final_obs) as the bootstrap of a truncated step, not V(reset obs)."""
+    config = TRPOConfig(n_envs=1, n_steps=250, normalize_obs=False)
+    agent = TRPO("Pendulum-v1", config, seed=0)  # Pendulum truncates at 200 steps
+    collector = agent._rollout_collector()
+    collector.collect(config.gamma, config.gae_lambda)
+    truncated = (collector.ended & ~collector.terminated).nonzero()
+    assert truncated.shape[0] == 1 and truncated[0, 0].item() == 199
+    # the next stored observation is a reset observation, whose value differs from the bootstrap
+    assert collector.next_values[199, 0] != collector.values[200, 0]
+    assert collector.next_values[198, 0] == collector.values[199, 0]
+
+
+def test_predict_single_and_batch() -> None:
+    agent = TRPO("Pendulum-v1", TRPOConfig(), seed=0)
+    obs = np.zeros((5, 3), np.float32)
+    assert agent.predict(obs[0]).shape == (1,)
+    batch = agent.predict(obs)
+    assert batch.shape == (5, 1)
+    assert np.all(np.abs(agent.predict(obs * 0 + 100.0, deterministic=False)) <= 2.0)  # clipped to bounds
