@@ -74,10 +74,9 @@ DISTRIBUTIONS: dict[str, Distribution] = {
 }
 
 
-def tiny_actor(dist: Distribution) -> Actor:
+def tiny_actor(dist: Distribution, use_sde: bool = False) -> Actor:
     torch.manual_seed(0)
-    actor = Actor(4, dist, hidden_sizes=(5,), activation="tanh", ortho_init=False, log_std_init=-0.3).double()
-    return actor
+    return Actor(4, dist, (5,), "tanh", ortho_init=False, log_std_init=-0.3, use_sde=use_sde).double()
 
 
 def explicit_kl_hessian(actor: Actor, obs: torch.Tensor, dist: Distribution) -> torch.Tensor:
@@ -91,11 +90,11 @@ def explicit_kl_hessian(actor: Actor, obs: torch.Tensor, dist: Distribution) -> 
     return hessian(mean_kl, flatten(params))
 
 
-@pytest.mark.parametrize("name", list(DISTRIBUTIONS))
+@pytest.mark.parametrize("name", [*DISTRIBUTIONS, "gaussian_sde"])
 @pytest.mark.parametrize("make_fvp", [analytic_fvp, double_backprop_fvp])
 def test_fvp_equals_explicit_hessian_of_mean_kl(name: str, make_fvp) -> None:  # type: ignore[no-untyped-def]
-    dist = DISTRIBUTIONS[name]
-    actor = tiny_actor(dist)
+    dist = DISTRIBUTIONS[name.removesuffix("_sde")]
+    actor = tiny_actor(dist, use_sde=name.endswith("_sde"))
     obs = torch.randn(7, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     h = explicit_kl_hessian(actor, obs, dist)
     fvp = make_fvp(actor, detached_params(actor), obs, dist)

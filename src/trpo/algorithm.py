@@ -77,7 +77,9 @@ class TRPO:
         self.obs_dim = observation_dim(observation_space)
         self.dist = make_distribution(action_space)
         self.device = torch.device(cfg.device)
-        self.actor = Actor(self.obs_dim, self.dist, cfg.hidden_sizes, cfg.activation, cfg.ortho_init, cfg.log_std_init)
+        self.actor = Actor(
+            self.obs_dim, self.dist, cfg.hidden_sizes, cfg.activation, cfg.ortho_init, cfg.log_std_init, cfg.use_sde
+        )
         self.critic = Critic(self.obs_dim, cfg.hidden_sizes, cfg.activation, cfg.ortho_init)
         self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=cfg.vf_lr)
         self.obs_normalizer = ObservationNormalizer((self.obs_dim,), cfg.normalize_obs, cfg.clip_obs)
@@ -119,7 +121,7 @@ class TRPO:
             envs = make_vector_env(self.env_fn, self.config.n_envs, self.config.vector)
             self._collector = RolloutCollector(
                 envs, self.actor, self.critic, self.obs_normalizer, self.reward_scaler,
-                self.config.n_steps, self.generator, self.config.seed,
+                self.config.n_steps, self.generator, self.config.seed, self.config.sde_sample_freq,
             )  # fmt: skip
         return self._collector
 
@@ -209,8 +211,8 @@ class TRPO:
             "train/adv_mean": float(batch.advantages.mean()),
             "train/adv_std": float(batch.advantages.std()),
         })  # fmt: skip
-        if self.actor.log_std is not None:
-            diagnostics["train/policy_std"] = float(self.actor.log_std.detach().exp().mean())
+        if self.actor.gaussian:
+            diagnostics["train/policy_std"] = float(p_new[:, self.dist.param_dim // 2 :].exp().mean())
         return diagnostics
 
     @torch.no_grad()

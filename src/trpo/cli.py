@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import json
 import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import tyro
 
@@ -16,6 +18,7 @@ from trpo.config import TRPOConfig, load_yaml_config, save_yaml_config
 from trpo.errors import UserError
 from trpo.presets import preset_config
 
+T = TypeVar("T")
 COMMANDS = {
     "train": "train a policy on a Gymnasium environment and write a run directory",
     "eval": "evaluate the policy of a run directory",
@@ -59,9 +62,31 @@ class EvalArgs:
     """Seed of the first episode (default: the run's seed + 1000)."""
 
 
+def _parse(cls: type[T], argv: list[str], prog: str, default: T | None = None) -> T:
+    """tyro.cli, with its boxed error message reduced to one line (raised as UserError)."""
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            parsed: T = tyro.cli(cls, args=argv, prog=prog, default=default)  # type: ignore[arg-type]
+            return parsed
+    except SystemExit as exc:
+        if exc.code in (0, None):
+            raise
+        text = captured.getvalue()
+        message: list[str] = []
+        for line in text.splitlines()[1:]:  # the first line is the box's title
+            content = line.strip().strip("│╭╰─").strip()
+            if not content or set(content) <= set("─"):
+                if message:
+                    break
+                continue
+            message.append(content)
+        raise UserError(f"{' '.join(message) or text.strip()} (see `{prog} --help`)") from None
+
+
 def _parse_train(argv: list[str]) -> tuple[TrainArgs, str | None]:
     """Parse twice: first to learn the env id and --config, then with preset + file as defaults."""
-    first = tyro.cli(TrainArgs, args=argv, prog="trpo train")
+    first = _parse(TrainArgs, argv, "trpo train")
     if first.resume is not None:
         return first, None
     if first.env_id is None:
@@ -69,7 +94,7 @@ def _parse_train(argv: list[str]) -> tuple[TrainArgs, str | None]:
     base, preset = preset_config(first.env_id)
     if first.config is not None:
         base = load_yaml_config(first.config, base=base)
-    args = tyro.cli(TrainArgs, args=argv, prog="trpo train", default=dataclasses.replace(first, hp=base))
+    args = _parse(TrainArgs, argv, "trpo train", default=dataclasses.replace(first, hp=base))
     return args, preset
 
 
@@ -145,7 +170,7 @@ def evaluate_command(argv: list[str]) -> int:
     from trpo.algorithm import TRPO
     from trpo.evaluation import evaluate
 
-    args = tyro.cli(EvalArgs, args=argv, prog="trpo eval")
+    args = _parse(EvalArgs, argv, "trpo eval")
     if args.episodes < 1:
         raise UserError(f"--episodes must be >= 1 (got {args.episodes})")
     agent = TRPO.load(args.run_dir)

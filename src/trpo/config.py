@@ -73,7 +73,13 @@ class TRPOConfig:
     ortho_init: bool = True
     """Orthogonal initialisation (gain sqrt(2) hidden, 0.01 policy head, 1 value head)."""
     log_std_init: float = 0.0
-    """Initial log standard deviation of Gaussian policies (state-independent)."""
+    """Initial log standard deviation of Gaussian policies (of sigma, the noise scale, with use_sde)."""
+    use_sde: bool = False
+    """Generalized state-dependent exploration (gSDE) for Box actions: the noise z(s) E uses the actor's
+    last hidden features z(s) and a matrix E ~ N(0, sigma^2) held for sde_sample_freq steps, so the
+    policy is a Gaussian with state-dependent std sqrt(z(s)^2 sigma^2)."""
+    sde_sample_freq: int = 4
+    """Steps between resamplings of the gSDE exploration matrix (per env; 0 = once per rollout)."""
 
     # --- normalisation ---
     normalize_obs: bool = True
@@ -96,6 +102,16 @@ class TRPOConfig:
     """Torch intra-op threads (1 is fastest and bit-reproducible for small networks)."""
     eval_episodes: int = 10
     """Deterministic evaluation episodes at the end of `trpo train` (0 skips it)."""
+    checkpoint_every: int = 10
+    """Write the run's checkpoint every this many updates (and at the end); 0 = only at the end."""
+
+    # --- failures ---
+    on_nonfinite: Literal["raise", "skip_batch"] = "raise"
+    """An environment that returns a NaN/inf observation or reward: 'raise' stops with the env index and
+    step; 'skip_batch' drops the batch, restarts the episodes and goes on."""
+    max_rejected_updates: int = 10
+    """Stop (with a checkpoint and a diagnosis) after this many updates in a row were rejected for
+    non-finite values (gradient, Fisher product, CG solution, step) or skipped batches."""
 
     @property
     def batch_size(self) -> int:
@@ -139,11 +155,18 @@ class TRPOConfig:
                 f"fvp_method must be one of {', '.join(typing.get_args(FvpMethod))} (got {self.fvp_method!r})",
             ),
             (self.vector in ("sync", "async"), f"vector must be 'sync' or 'async' (got {self.vector!r})"),
+            (self.sde_sample_freq >= 0, f"sde_sample_freq must be >= 0 (got {self.sde_sample_freq})"),
             (self.clip_obs > 0, f"clip_obs must be > 0 (got {self.clip_obs})"),
             (self.clip_reward > 0, f"clip_reward must be > 0 (got {self.clip_reward})"),
             (self.total_steps >= 1, f"total_steps must be >= 1 (got {self.total_steps})"),
             (self.torch_threads >= 1, f"torch_threads must be >= 1 (got {self.torch_threads})"),
             (self.eval_episodes >= 0, f"eval_episodes must be >= 0 (got {self.eval_episodes})"),
+            (self.checkpoint_every >= 0, f"checkpoint_every must be >= 0 (got {self.checkpoint_every})"),
+            (
+                self.on_nonfinite in ("raise", "skip_batch"),
+                f"on_nonfinite must be 'raise' or 'skip_batch' (got {self.on_nonfinite!r})",
+            ),
+            (self.max_rejected_updates >= 1, f"max_rejected_updates must be >= 1 (got {self.max_rejected_updates})"),
         ]
         for ok, message in checks:
             if not ok:

@@ -74,20 +74,67 @@ class Actor(nn.Module):
         activation: str,
         ortho_init: bool = True,
         log_std_init: float = 0.0,
+        use_sde: bool = False,
     ) -> None:
         super().__init__()
         self.distribution = distribution
         self.gaussian = isinstance(distribution, DiagGaussian)
+        if use_sde and not self.gaussian:
+            raise UserError("use_sde needs a Box action space (it shapes Gaussian exploration noise)")
+        self.use_sde = use_sde
         head_dim = distribution.param_dim // 2 if self.gaussian else distribution.param_dim
-        self.net = mlp([obs_dim, *hidden_sizes, head_dim], activation, ortho_init, out_gain=0.01)
-        # A state-independent log-std is a parameter of the actor; other distributions have none.
-        self.log_std = nn.Parameter(torch.full((head_dim,), float(log_std_init))) if self.gaussian else None
+        net = mlp([obs_dim, *hidden_sizes, head_dim], activation, ortho_init, out_gain=0.01)
+        self.features, self.head = net[:-1], net[-1]
+        # Gaussian policies own a log-std parameter: per action (state-independent), or with gSDE per
+        # (feature, action) pair, the log of sigma in noise = z(s) E, E ~ N(0, sigma^2).
+        log_std_shape = (hidden_sizes[-1], head_dim) if use_sde else (head_dim,)
+        self.log_std = nn.Parameter(torch.full(log_std_shape, float(log_std_init))) if self.gaussian else None
 
     def forward(self, obs: Tensor) -> Tensor:
-        out = self.net(obs)
+        z = self.features(obs)
+        out = self.head(z)
         if self.log_std is None:
             return out
+        if self.use_sde:
+            return torch.cat([out, sde_log_std(z, self.log_std)], dim=-1)
         return torch.cat([out, self.log_std.expand_as(out)], dim=-1)
+
+
+def sde_log_std(z: Tensor, log_sigma: Tensor, eps: float = 1e-6) -> Tensor:
+    """log std of gSDE noise z E with E_ij ~ N(0, sigma_ij^2): 1/2 log(sum_i z_i^2 sigma_ij^2 + eps).
+
+    The features are detached: exploration shapes the noise, only sigma learns through it.
+    """
+    variance = z.detach().pow(2) @ torch.exp(2 * log_sigma)
+    return 0.5 * torch.log(variance + eps)
+
+
+class StateDependentNoise:
+    """gSDE sampling: a = mean(s) + z(s) E_env, each env's E ~ N(0, sigma^2) held for `sample_freq` steps."""
+
+    def __init__(self, actor: Actor, n_envs: int, sample_freq: int, generator: torch.Generator) -> None:
+        assert actor.log_std is not None and actor.use_sde
+        self.actor = actor
+        self.n_envs = n_envs
+        self.sample_freq = sample_freq
+        self.generator = generator
+        self.steps = 0
+        self.matrices = torch.zeros(n_envs, *actor.log_std.shape)
+
+    def resample(self) -> None:
+        assert self.actor.log_std is not None
+        noise = torch.randn(self.matrices.shape, generator=self.generator)
+        self.matrices = noise * torch.exp(self.actor.log_std.detach())
+        self.steps = 0
+
+    @torch.no_grad()
+    def __call__(self, obs: Tensor) -> Tensor:
+        """Sample one action per env for observations [n_envs, obs_dim]."""
+        if self.steps == 0 or (self.sample_freq > 0 and self.steps % self.sample_freq == 0):
+            self.resample()
+        self.steps += 1
+        z = self.actor.features(obs)
+        return self.actor.head(z) + torch.bmm(z.unsqueeze(1), self.matrices).squeeze(1)
 
 
 class Critic(nn.Module):

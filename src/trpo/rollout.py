@@ -13,7 +13,7 @@ from torch import Tensor
 
 from trpo.distributions import Distribution
 from trpo.normalization import ObservationNormalizer, RewardScaler
-from trpo.policies import Actor, Critic, observation_dim
+from trpo.policies import Actor, Critic, StateDependentNoise, observation_dim
 
 
 def gae(
@@ -84,6 +84,7 @@ class RolloutCollector:
         n_steps: int,
         generator: torch.Generator,
         seed: int,
+        sde_sample_freq: int = 0,
     ) -> None:
         self.envs = envs
         self.actor = actor
@@ -93,6 +94,7 @@ class RolloutCollector:
         self.reward_scaler = reward_scaler
         self.n_steps = n_steps
         self.generator = generator
+        self.sde = StateDependentNoise(actor, envs.num_envs, sde_sample_freq, generator) if actor.use_sde else None
         self.n_envs = envs.num_envs
         obs_dim = observation_dim(envs.single_observation_space)
         t, e = n_steps, self.n_envs
@@ -114,10 +116,12 @@ class RolloutCollector:
     @torch.no_grad()
     def collect(self, gamma: float, lam: float, on_step: Callable[[], None] | None = None) -> Batch:
         """Run n_steps in every env with the current actor; return the batch with GAE advantages."""
+        if self.sde is not None:
+            self.sde.resample()  # noise of this policy version, never of the previous one
         for t in range(self.n_steps):
             obs = self.obs[t]
             obs.copy_(torch.from_numpy(self.obs_normalizer(self.raw_obs)).view_as(obs))
-            action = self.dist.sample(self.actor(obs), self.generator)
+            action = self.sde(obs) if self.sde is not None else self.dist.sample(self.actor(obs), self.generator)
             self.actions[t] = action
             self.values[t] = self.critic(obs)
 
