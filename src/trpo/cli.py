@@ -10,7 +10,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, TypeVar, cast
 
 import tyro
 
@@ -67,8 +67,7 @@ def _parse(cls: type[T], argv: list[str], prog: str, default: T | None = None) -
     captured = io.StringIO()
     try:
         with contextlib.redirect_stderr(captured):
-            parsed: T = tyro.cli(cls, args=argv, prog=prog, default=default)  # type: ignore[arg-type]
-            return parsed
+            return cast(T, tyro.cli(cls, args=argv, prog=prog, default=default))
     except SystemExit as exc:
         if exc.code in (0, None):
             raise
