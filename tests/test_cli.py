@@ -128,6 +128,16 @@ def assert_clean_error(result: subprocess.CompletedProcess[str], *fragments: str
         (["train", "CartPole-v1", "--gamma", "0"], ["gamma must be in (0, 1]"]),
         (["train", "CartPole-v1", "--gae-lambda", "2"], ["gae_lambda must be in [0, 1]"]),
         (["train", "CartPole-v1", "--n-steps", "0"], ["n_steps must be >= 1"]),
+        (["train", "CartPole-v1", "--n-envs", "0"], ["n_envs must be >= 1"]),
+        (["train", "CartPole-v1", "--hidden-sizes"], ["hidden_sizes must be a non-empty list"]),
+        (["train", "CartPole-v1", "--hidden-sizes", "64", "0"], ["hidden_sizes must be a non-empty list"]),
+        (["train", "CartPole-v1", "--activation", "swish"], ["invalid choice 'swish'", "--activation"]),
+        (["train", "CartPole-v1", "--cg-iters", "0"], ["cg_iters must be >= 1"]),
+        (["train", "CartPole-v1", "--backtrack-coef", "1.5"], ["backtrack_coef must be in (0, 1)"]),
+        (["train", "CartPole-v1", "--n-envs", "two"], ["--n-envs"]),
+        (["train", "CartPole-v1", "--no-such-flag"], ["Unrecognized options: --no-such-flag"]),
+        (["train", "FrozenLake-v1"], ["unsupported observation space Discrete(16)"]),
+        (["train", "--resume", "/nonexistent/run"], ["does not exist"]),
         (["train"], ["needs an environment id"]),
         (["eval", "/nonexistent/run"], ["does not exist"]),
         (["frobnicate"], ["unknown command"]),
@@ -155,6 +165,46 @@ def test_unsupported_action_space_is_refused(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, str(script), "train", "TupleAction-v0", "--run-dir", str(tmp_path / "r")],
                             capture_output=True, text=True, timeout=120)  # fmt: skip
     assert_clean_error(result, "unsupported action space", "Tuple")
+
+
+def test_resume_of_a_foreign_directory_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "data.txt").write_text("not a run")
+    assert_clean_error(run("train", "--resume", tmp_path), "holds no checkpoint")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.txt"]
+
+
+def test_wrong_yaml_type_is_refused(tmp_path: Path) -> None:
+    file = tmp_path / "c.yaml"
+    file.write_text("n_envs: many\n")
+    assert_clean_error(
+        run("train", "CartPole-v1", "--config", file, "--run-dir", tmp_path / "r"), "n_envs must be an integer"
+    )
+
+
+def test_force_replaces_a_previous_run(pendulum_run: Path, tmp_path: Path) -> None:
+    target = tmp_path / "run"
+    target.mkdir()
+    for f in ("config.yaml", "progress.csv"):
+        (target / f).write_bytes((pendulum_run / f).read_bytes())
+    (target / "notes.txt").write_text("mine")
+    refused = run("train", "CartPole-v1", "--run-dir", target, "--total-steps", "256", "--quiet")
+    assert_clean_error(refused, "holds a previous run", f"trpo train --resume {target}")
+    result = run(
+        "train",
+        "CartPole-v1",
+        "--run-dir",
+        target,
+        "--total-steps",
+        "256",
+        "--force",
+        "--eval-episodes",
+        "0",
+        "--quiet",
+    )
+    assert result.returncode == 0, result.stderr
+    with open(target / "progress.csv", newline="") as f:
+        assert len(list(csv.DictReader(f))) == 1  # the old rows are gone, the new run's row is there
+    assert (target / "notes.txt").read_text() == "mine"  # files that are not the run's are kept
 
 
 def test_eval_of_run_without_checkpoint_is_refused(tmp_path: Path) -> None:

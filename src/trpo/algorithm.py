@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import random
 import time
 from pathlib import Path
 from typing import Any
@@ -18,13 +17,16 @@ from trpo import checkpoint
 from trpo.checkpoint import CheckpointError
 from trpo.config import TRPOConfig, config_from_dict
 from trpo.envs import EnvFactory, env_factory, make_vector_env, probe_spaces, space_from_json, space_to_json
-from trpo.errors import UserError
+from trpo.errors import Interrupted, NonFiniteEnvError, TrainingStopped, UserError
+from trpo.interrupts import GracefulStop
 from trpo.logging import RunLogger
 from trpo.normalization import ObservationNormalizer, RewardScaler
 from trpo.policies import Actor, Critic, make_distribution, observation_dim
 from trpo.rollout import Batch, RolloutCollector, normalize
+from trpo.seeding import rng_state, seed_everything, set_rng_state
 from trpo.trust_region import (
     Candidate,
+    FullStep,
     analytic_fvp,
     backtracking_line_search,
     conjugate_gradient,
@@ -35,13 +37,6 @@ from trpo.trust_region import (
     kl_boundary_step,
     unflatten,
 )
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch global generators (networks are initialised from torch's)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def explained_variance(predicted: Tensor, target: Tensor) -> float:
@@ -87,7 +82,11 @@ class TRPO:
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.num_steps = 0
         self.num_updates = 0
+        self.rejected_in_a_row = 0
+        self.skipped_batches = 0
+        self.last_rejection = ""
         self._collector: RolloutCollector | None = None
+        self._resume_state: tuple[dict[str, Any], dict[str, Tensor]] | None = None
 
     # ------------------------------------------------------------------ training
 
@@ -96,33 +95,72 @@ class TRPO:
     ) -> TRPO:
         """Train until `total_steps` environment steps (default: config.total_steps) have been taken.
 
-        With `run_dir`, diagnostics go to `progress.csv` and TensorBoard there and the model is saved
-        to `run_dir/checkpoint` at the end.
+        With `run_dir`, diagnostics are appended to `progress.csv` and TensorBoard there, and the
+        learner is checkpointed to `run_dir/checkpoint` every `checkpoint_every` updates and at the end.
+        SIGINT/SIGTERM stop training after the current update (checkpointed) by raising `Interrupted`.
         """
-        total = total_steps if total_steps is not None else self.config.total_steps
+        cfg = self.config
+        total = total_steps if total_steps is not None else cfg.total_steps
         run_path = Path(run_dir) if run_dir is not None else None
         collector = self._rollout_collector()
-        with RunLogger(run_path, total, self.num_steps, progress_bar) as logger:
+        with (
+            RunLogger(run_path, total, self.num_steps, self.num_updates, progress_bar) as logger,
+            GracefulStop() as stop,
+        ):
             while self.num_steps < total:
                 start = time.perf_counter()
-                batch = collector.collect(self.config.gamma, self.config.gae_lambda)
-                rollout_s = time.perf_counter() - start
-                diagnostics = self.update(batch)
-                update_s = time.perf_counter() - start - rollout_s
-                self.num_steps += self.config.batch_size
-                self.num_updates += 1
-                logger.log(self._row(diagnostics, collector, rollout_s, update_s))
+                try:
+                    batch = collector.collect(cfg.gamma, cfg.gae_lambda, start_step=self.num_steps)
+                except NonFiniteEnvError as exc:
+                    if cfg.on_nonfinite == "raise":
+                        raise
+                    self._skip_batch(collector, str(exc))
+                else:
+                    rollout_s = time.perf_counter() - start
+                    diagnostics = self.update(batch)
+                    update_s = time.perf_counter() - start - rollout_s
+                    self.num_steps += cfg.batch_size
+                    self.num_updates += 1
+                    rejected = bool(diagnostics["train/nonfinite_rejected"])
+                    self.rejected_in_a_row = self.rejected_in_a_row + 1 if rejected else 0
+                    logger.log(self._row(diagnostics, collector, rollout_s, update_s))
+                    if run_path is not None and cfg.checkpoint_every and self.num_updates % cfg.checkpoint_every == 0:
+                        self.save(run_path / "checkpoint")
+                if self.rejected_in_a_row >= cfg.max_rejected_updates:
+                    if run_path is not None:
+                        self.save(run_path / "checkpoint")
+                    raise TrainingStopped(
+                        f"{self.rejected_in_a_row} updates in a row were rejected (last: {self.last_rejection}); "
+                        "check the environment's observations and rewards, lower max_kl or raise cg_damping"
+                    )
+                if stop.signum is not None:
+                    if run_path is not None:
+                        self.save(run_path / "checkpoint")
+                    raise Interrupted(stop.signum, self.num_steps)
         if run_path is not None:
             self.save(run_path / "checkpoint")
         return self
 
+    def _skip_batch(self, collector: RolloutCollector, reason: str) -> None:
+        """on_nonfinite=skip_batch: drop the rollout, restart every episode, count the rejection."""
+        self.skipped_batches += 1
+        self.rejected_in_a_row += 1
+        self.last_rejection = reason
+        collector.reset(seed=self.config.seed + 7919 * self.skipped_batches)
+
     def _rollout_collector(self) -> RolloutCollector:
         if self._collector is None:
-            envs = make_vector_env(self.env_fn, self.config.n_envs, self.config.vector)
-            self._collector = RolloutCollector(
+            cfg = self.config
+            envs = make_vector_env(self.env_fn, cfg.n_envs, cfg.vector)
+            collector = RolloutCollector(
                 envs, self.actor, self.critic, self.obs_normalizer, self.reward_scaler,
-                self.config.n_steps, self.generator, self.config.seed, self.config.sde_sample_freq,
+                cfg.n_steps, self.generator, cfg.sde_sample_freq,
             )  # fmt: skip
+            resume, self._resume_state = self._resume_state, None
+            if resume is None or not collector.restore(*resume):
+                # new episodes: a fresh run, or a resumed one whose environments cannot be restored
+                collector.reset(seed=cfg.seed + self.num_updates)
+            self._collector = collector
         return self._collector
 
     def close(self) -> None:
@@ -162,8 +200,15 @@ class TRPO:
         fvp = damped(make_fvp(self.actor, params_k, fvp_obs, dist), cfg.cg_damping)
         cg = conjugate_gradient(fvp, g, cfg.cg_iters, cfg.cg_tol)
 
-        # s = sqrt(2 delta / x^T F x) x, then backtrack until KL <= delta and L improves
-        full = kl_boundary_step(cg.x, fvp(cg.x), cfg.max_kl)
+        # s = sqrt(2 delta / x^T F x) x (rejected if anything is non-finite or x^T F x <= 0)
+        if not bool(torch.isfinite(g).all()):
+            full = FullStep(None, math.nan, "non-finite policy gradient", nonfinite=True)
+        elif not cg.finite:
+            full = FullStep(None, math.nan, "non-finite Fisher-vector product", nonfinite=True)
+        else:
+            full = kl_boundary_step(cg.x, fvp(cg.x), cfg.max_kl)
+        if full.nonfinite:
+            self.last_rejection = full.reason
 
         @torch.no_grad()
         def evaluate(theta: Tensor) -> Candidate:
@@ -205,6 +250,8 @@ class TRPO:
             "train/step_norm": step_norm,
             "train/backtracks": float(backtracks),
             "train/line_search_success": float(accepted),
+            "train/step_rejected": float(full.step is None),
+            "train/nonfinite_rejected": float(full.nonfinite),
             "train/value_loss_before": value_loss_before,
             "train/value_loss": self._value_loss(obs, batch.returns),
             "train/explained_variance": explained_variance(batch.values, batch.returns),
@@ -257,6 +304,7 @@ class TRPO:
             "rollout/ep_return_mean": float(np.mean(stats.returns)) if stats.returns else math.nan,
             "rollout/ep_len_mean": float(np.mean(stats.lengths)) if stats.lengths else math.nan,
             "rollout/episodes": float(stats.episodes),
+            "rollout/skipped_batches": float(self.skipped_batches),
             **diagnostics,
         }
 
@@ -280,7 +328,8 @@ class TRPO:
     # ------------------------------------------------------------------ persistence
 
     def save(self, path: str | Path) -> None:
-        """Save the model (networks, optimiser, normalisers, counters, config) as a directory."""
+        """Save everything needed to act and to continue training exactly: networks, critic optimiser,
+        normalisers, counters, config, random generators and (when training) the environments' state."""
         obs_desc, obs_tensors = space_to_json(self.observation_space, "observation_space")
         act_desc, act_tensors = space_to_json(self.action_space, "action_space")
         tensors: dict[str, Tensor] = {
@@ -302,7 +351,15 @@ class TRPO:
             "action_space": act_desc,
             "num_steps": self.num_steps,
             "num_updates": self.num_updates,
+            "rejected_in_a_row": self.rejected_in_a_row,
+            "skipped_batches": self.skipped_batches,
+            "last_rejection": self.last_rejection,
         }
+        state["rng"], rng_tensors = rng_state(self.generator)
+        tensors.update(rng_tensors)
+        if self._collector is not None:
+            state["collector"], collector_tensors = self._collector.state()
+            tensors.update(collector_tensors)
         checkpoint.save_checkpoint(path, tensors, state)
 
     @classmethod
@@ -325,6 +382,13 @@ class TRPO:
             agent._load_tensors(tensors)
             agent.num_steps = int(state["num_steps"])
             agent.num_updates = int(state["num_updates"])
+            agent.rejected_in_a_row = int(state.get("rejected_in_a_row", 0))
+            agent.skipped_batches = int(state.get("skipped_batches", 0))
+            agent.last_rejection = str(state.get("last_rejection", ""))
+            if "rng" in state:
+                set_rng_state(state["rng"], tensors, agent.generator)
+            if "collector" in state:
+                agent._resume_state = (state["collector"], tensors)
         except (KeyError, ValueError, TypeError, RuntimeError) as exc:
             if isinstance(exc, UserError):
                 raise

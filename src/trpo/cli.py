@@ -7,6 +7,7 @@ import dataclasses
 import io
 import json
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -15,10 +16,11 @@ from typing import Annotated, TypeVar, cast
 import tyro
 
 from trpo.config import TRPOConfig, load_yaml_config, save_yaml_config
-from trpo.errors import UserError
+from trpo.errors import Interrupted, TrainingStopped, UserError
 from trpo.presets import preset_config
 
 T = TypeVar("T")
+_current_run_dir: Path | None = None  # the run `trpo train` is writing (for the resume hint)
 COMMANDS = {
     "train": "train a policy on a Gymnasium environment and write a run directory",
     "eval": "evaluate the policy of a run directory",
@@ -138,6 +140,8 @@ def train(argv: list[str]) -> int:
         print(f"preset: {preset or 'none (TRPOConfig defaults)'}", file=sys.stderr)
         run_dir.mkdir(parents=True, exist_ok=True)
         save_yaml_config(config, run_dir / "config.yaml", header=f"trpo train {env_id} --config config.yaml")
+    global _current_run_dir
+    _current_run_dir = run_dir
     start = time.perf_counter()
     agent.learn(config.total_steps, run_dir=run_dir, progress_bar=not args.quiet)
     wall = time.perf_counter() - start
@@ -205,6 +209,15 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except TrainingStopped as exc:
+        print(f"error: training stopped: {exc}", file=sys.stderr)
+        return 1
+    except Interrupted as exc:
+        name = signal.Signals(exc.signum).name
+        print(f"{name}: stopped at step {exc.steps:,}, checkpoint written", file=sys.stderr)
+        if _current_run_dir is not None:
+            print(f"resume with: trpo train --resume {_current_run_dir}", file=sys.stderr)
+        return 128 + exc.signum
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

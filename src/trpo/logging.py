@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -13,10 +14,47 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 PROGRESS_FILE = "progress.csv"
 
 
+def truncate_progress(path: Path, updates: int) -> None:
+    """Keep the header and the rows of updates 1..`updates` of a progress.csv (rewritten atomically)."""
+    if not path.exists():
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return
+    header, body = rows[0], rows[1:]
+    column = header.index("time/updates") if "time/updates" in header else None
+    kept = [r for r in body if column is not None and len(r) == len(header) and _as_number(r[column]) <= updates]
+    if len(kept) == len(body):
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        csv.writer(f).writerows([header, *kept])
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _as_number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return math.inf
+
+
 class RunLogger:
     """Writes one row of diagnostics per update to CSV and TensorBoard, and drives the progress bar."""
 
-    def __init__(self, run_dir: Path | None, total_steps: int, start_steps: int = 0, progress_bar: bool = True) -> None:
+    def __init__(
+        self,
+        run_dir: Path | None,
+        total_steps: int,
+        start_steps: int = 0,
+        start_updates: int = 0,
+        progress_bar: bool = True,
+    ) -> None:
+        """Continue a run at (`start_steps`, `start_updates`): logged rows after that point, which a
+        crash after the last checkpoint left behind, are dropped from the CSV and TensorBoard."""
         self.run_dir = run_dir
         self._csv_file: IO[str] | None = None
         self._csv: Any = None
@@ -26,7 +64,8 @@ class RunLogger:
             from torch.utils.tensorboard import SummaryWriter  # imported lazily: it is slow to import
 
             run_dir.mkdir(parents=True, exist_ok=True)
-            self._tb = SummaryWriter(log_dir=str(run_dir))
+            truncate_progress(run_dir / PROGRESS_FILE, start_updates)
+            self._tb = SummaryWriter(log_dir=str(run_dir), purge_step=start_steps + 1 if start_steps else None)
         self._progress: Progress | None = None
         if progress_bar:
             self._progress = Progress(

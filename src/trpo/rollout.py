@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
 from torch import Tensor
 
+from trpo import env_state
 from trpo.distributions import Distribution
+from trpo.errors import NonFiniteEnvError
 from trpo.normalization import ObservationNormalizer, RewardScaler
 from trpo.policies import Actor, Critic, StateDependentNoise, observation_dim
 
@@ -83,7 +86,6 @@ class RolloutCollector:
         reward_scaler: RewardScaler,
         n_steps: int,
         generator: torch.Generator,
-        seed: int,
         sde_sample_freq: int = 0,
     ) -> None:
         self.envs = envs
@@ -109,13 +111,69 @@ class RolloutCollector:
         self.episode_return = np.zeros(e, dtype=np.float64)
         self.episode_length = np.zeros(e, dtype=np.int64)
         self.action_transform = _action_transform(envs.single_action_space)
-        raw_obs, _ = envs.reset(seed=seed)
-        self.raw_obs: np.ndarray = raw_obs
+        self.raw_obs: np.ndarray = np.zeros(0)
+
+    def reset(self, seed: int | None) -> None:
+        """Start new episodes in every env (seeded `seed, seed + 1, ...`)."""
+        raw_obs, _ = self.envs.reset(seed=seed)
+        self._check_finite("observation", raw_obs, -1, 0)
+        self.raw_obs = raw_obs
         self.obs_normalizer.update(raw_obs)
+        self.episode_return[:] = 0.0
+        self.episode_length[:] = 0
+        self.reward_scaler.returns[:] = 0.0
+
+    def state(self) -> tuple[dict[str, Any], dict[str, Tensor]]:
+        """Everything needed to continue exactly here: env states (when capturable) and counters."""
+        data = {
+            "envs": env_state.capture_all(self.envs),
+            "episode_return": self.episode_return.tolist(),
+            "episode_length": self.episode_length.tolist(),
+            "reward_returns": self.reward_scaler.returns.tolist(),
+            "recent_returns": list(self.stats.returns),
+            "recent_lengths": list(self.stats.lengths),
+            "episodes": self.stats.episodes,
+        }
+        return data, {"collector.raw_obs": torch.from_numpy(np.array(self.raw_obs))}
+
+    def restore(self, data: dict[str, Any], tensors: dict[str, Tensor]) -> bool:
+        """Continue from `state()`. Returns False if the envs could not be restored (then call reset)."""
+        self.stats.returns.extend(data["recent_returns"])
+        self.stats.lengths.extend(data["recent_lengths"])
+        self.stats.episodes = int(data["episodes"])
+        if data["envs"] is None or getattr(self.envs, "envs", None) is None:
+            return False
+        self.envs.reset()  # brings every wrapper into its post-reset state; then the saved state replaces it
+        env_state.restore_all(self.envs, data["envs"])
+        self.raw_obs = tensors["collector.raw_obs"].numpy().copy()
+        self.episode_return[:] = data["episode_return"]
+        self.episode_length[:] = data["episode_length"]
+        self.reward_scaler.returns[:] = data["reward_returns"]
+        return True
+
+    def _check_finite(
+        self, what: str, values: np.ndarray, t: int, start_step: int, env_indices: np.ndarray | None = None
+    ) -> None:
+        """Raise NonFiniteEnvError if a row of `values` (one per env in `env_indices`) is not finite."""
+        finite = np.isfinite(np.asarray(values, dtype=np.float64)).reshape(len(values), -1).all(axis=1)
+        if finite.all():
+            return
+        row = int(np.flatnonzero(~finite)[0])
+        i = int(env_indices[row]) if env_indices is not None else row
+        step = start_step + (t + 1) * self.n_envs
+        raise NonFiniteEnvError(
+            f"environment {i} returned a non-finite {what} at step {step} (rollout step {t + 1}, value "
+            f"{np.asarray(values)[row]!r}); fix the environment, or set on_nonfinite=skip_batch to drop such batches",
+            env_index=i,
+            step=step,
+        )
 
     @torch.no_grad()
-    def collect(self, gamma: float, lam: float, on_step: Callable[[], None] | None = None) -> Batch:
-        """Run n_steps in every env with the current actor; return the batch with GAE advantages."""
+    def collect(self, gamma: float, lam: float, start_step: int = 0) -> Batch:
+        """Run n_steps in every env with the current actor; return the batch with GAE advantages.
+
+        Raises NonFiniteEnvError (naming the env and the step) if an env returns NaN or inf.
+        """
         if self.sde is not None:
             self.sde.resample()  # noise of this policy version, never of the previous one
         for t in range(self.n_steps):
@@ -126,6 +184,8 @@ class RolloutCollector:
             self.values[t] = self.critic(obs)
 
             raw_obs, reward, terminated, truncated, info = self.envs.step(self.action_transform(action.numpy()))
+            self._check_finite("reward", reward, t, start_step)
+            self._check_finite("observation", raw_obs, t, start_step)
             ended = terminated | truncated
             self._record_episodes(reward, ended)
             self.rewards[t] = torch.from_numpy(self.reward_scaler(reward, ended))
@@ -137,12 +197,11 @@ class RolloutCollector:
                 # the state the truncated episode reached is in info["final_obs"].
                 idx = np.flatnonzero(truncated_only)
                 final = np.stack([info["final_obs"][i] for i in idx])
+                self._check_finite("final observation", final, t, start_step, env_indices=idx)
                 final_values = self.critic(torch.from_numpy(self.obs_normalizer(final)).reshape(len(idx), -1))
                 self.next_values[t, torch.from_numpy(idx)] = final_values
             self.raw_obs = raw_obs
             self.obs_normalizer.update(raw_obs)
-            if on_step is not None:
-                on_step()
 
         last_values = self.critic(torch.from_numpy(self.obs_normalizer(self.raw_obs)).reshape(self.n_envs, -1))
         # V(s_{t+1}) for steps that did not end an episode; truncations keep V(final_obs) set above.

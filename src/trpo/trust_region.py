@@ -100,6 +100,8 @@ class CGResult:
     x: Tensor
     iterations: int
     relative_residual: float
+    finite: bool = True
+    """False if A p was NaN/inf at some iteration (x is then not to be used)."""
 
 
 def conjugate_gradient(matvec: VectorFn, b: Tensor, max_iters: int, tol: float) -> CGResult:
@@ -112,15 +114,19 @@ def conjugate_gradient(matvec: VectorFn, b: Tensor, max_iters: int, tol: float) 
     r = b.clone()
     p = r.clone()
     b_norm = float(torch.linalg.vector_norm(b))
+    if not math.isfinite(b_norm):
+        return CGResult(x, 0, math.nan, finite=False)
     if b_norm == 0.0:
         return CGResult(x, 0, 0.0)
     rr = r @ r
     iterations = 0
-    for iterations in range(1, max_iters + 1):  # noqa: B007 - the count is reported
+    for iterations in range(1, max_iters + 1):
         ap = matvec(p).to(torch.float64)
         p_ap = p @ ap
-        if not torch.isfinite(p_ap) or p_ap <= 0:
-            break  # A is not positive definite along p (or produced non-finite values): stop here
+        if not torch.isfinite(p_ap):
+            return CGResult(x, iterations, math.nan, finite=False)
+        if p_ap <= 0:
+            break  # A is not positive definite along p: keep the iterate so far
         alpha = rr / p_ap
         x = x + alpha * p
         r = r - alpha * ap
@@ -142,6 +148,8 @@ class FullStep:
     """beta * x with beta = sqrt(2 delta / x^T F x), or None when the step is rejected."""
     x_f_x: float
     reason: str = ""
+    nonfinite: bool = False
+    """The step was rejected because something was NaN or infinite."""
 
 
 def kl_boundary_step(x: Tensor, f_x: Tensor, max_kl: float) -> FullStep:
@@ -152,7 +160,7 @@ def kl_boundary_step(x: Tensor, f_x: Tensor, max_kl: float) -> FullStep:
     """
     x_f_x = float(x @ f_x)
     if not math.isfinite(x_f_x) or not bool(torch.isfinite(x).all()):
-        return FullStep(None, x_f_x, "non-finite search direction")
+        return FullStep(None, x_f_x, "non-finite search direction", nonfinite=True)
     if x_f_x <= 0:
         return FullStep(None, x_f_x, "x^T F x <= 0")
     return FullStep(math.sqrt(2 * max_kl / x_f_x) * x, x_f_x)
