@@ -61,6 +61,13 @@ def test_cg_stops_on_relative_residual() -> None:
     assert result.relative_residual < 1e-10
 
 
+def test_cg_reports_a_nonfinite_matrix_product() -> None:
+    result = conjugate_gradient(lambda v: v * float("nan"), torch.ones(3), max_iters=10, tol=1e-10)
+    assert not result.finite
+    assert not conjugate_gradient(lambda v: v, torch.tensor([1.0, float("inf")]), 10, 1e-10).finite
+    assert conjugate_gradient(lambda v: v, torch.ones(3), 10, 1e-10).finite
+
+
 def test_cg_of_zero_gradient_is_zero() -> None:
     result = conjugate_gradient(lambda v: v, torch.zeros(4), max_iters=10, tol=1e-10)
     assert result.iterations == 0 and torch.equal(result.x, torch.zeros(4, dtype=torch.float64))
