@@ -76,7 +76,7 @@ class TRPO:
             self.obs_dim, self.dist, cfg.hidden_sizes, cfg.activation, cfg.ortho_init, cfg.log_std_init, cfg.use_sde
         )
         self.critic = Critic(self.obs_dim, cfg.hidden_sizes, cfg.activation, cfg.ortho_init)
-        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=cfg.vf_lr)
+        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=cfg.vf_lr, fused=True)
         self.obs_normalizer = ObservationNormalizer((self.obs_dim,), cfg.normalize_obs, cfg.clip_obs)
         self.reward_scaler = RewardScaler(cfg.n_envs, cfg.gamma, cfg.normalize_reward, cfg.clip_reward)
         self.generator = torch.Generator().manual_seed(cfg.seed)
@@ -85,6 +85,8 @@ class TRPO:
         self.rejected_in_a_row = 0
         self.skipped_batches = 0
         self.last_rejection = ""
+        self.rollout_seconds = 0.0  # wall time spent collecting and updating, over this object's life
+        self.update_seconds = 0.0
         self._collector: RolloutCollector | None = None
         self._resume_state: tuple[dict[str, Any], dict[str, Tensor]] | None = None
 
@@ -119,6 +121,8 @@ class TRPO:
                     rollout_s = time.perf_counter() - start
                     diagnostics = self.update(batch)
                     update_s = time.perf_counter() - start - rollout_s
+                    self.rollout_seconds += rollout_s
+                    self.update_seconds += update_s
                     self.num_steps += cfg.batch_size
                     self.num_updates += 1
                     rejected = bool(diagnostics["train/nonfinite_rejected"])

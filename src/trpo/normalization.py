@@ -70,11 +70,28 @@ class RewardScaler:
         self.eps = eps
 
     def __call__(self, rewards: NDArray[np.floating], ended: NDArray[np.bool_]) -> NDArray[np.float32]:
-        """Scale this step's rewards, then reset the return of envs whose episode ended."""
+        """Scale a rollout's rewards [T, E], step by step, as if the statistics were updated every step.
+
+        R_t = gamma R_{t-1} + r_t (reset after an episode ends); the reward of step t is divided by the
+        std of all returns seen up to and including step t. The running variance after every step
+        comes from cumulative sums shifted by the mean before the rollout (Chan's merge, stable).
+        """
         if not self.enabled:
             return np.asarray(rewards, dtype=np.float32)
-        self.returns = self.returns * self.gamma + rewards
-        self.rms.update(self.returns)
-        scaled = np.clip(rewards / np.sqrt(self.rms.var + self.eps), -self.clip, self.clip)
-        self.returns[ended] = 0.0
+        n_steps, n_envs = rewards.shape
+        returns = np.empty((n_steps, n_envs), dtype=np.float64)
+        running = self.returns
+        for t in range(n_steps):
+            running = running * self.gamma + rewards[t]
+            returns[t] = running
+            running = np.where(ended[t], 0.0, running)
+        self.returns = running
+        n0, mean0, var0 = self.rms.count, float(self.rms.mean), float(self.rms.var)
+        shifted = returns - mean0
+        s1 = np.cumsum(shifted.sum(axis=1))
+        s2 = np.cumsum((shifted * shifted).sum(axis=1))
+        n = n0 + n_envs * np.arange(1, n_steps + 1)
+        var = (n0 * var0 + s2 - s1 * s1 / n) / n
+        self.rms.load_state({"mean": np.asarray(mean0 + s1[-1] / n[-1]), "var": np.asarray(var[-1]), "count": n[-1]})
+        scaled = np.clip(rewards / np.sqrt(var + self.eps)[:, None], -self.clip, self.clip)
         return scaled.astype(np.float32)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
+from typing import ClassVar
 
 import numpy as np
 import torch
 from gymnasium import spaces
 from torch import Tensor, nn
+from torch.nn import functional as nnf
 
 from trpo.distributions import Bernoulli, Categorical, DiagGaussian, Distribution, MultiCategorical
 from trpo.errors import UserError
@@ -63,6 +66,34 @@ def mlp(sizes: list[int], activation: str, ortho_init: bool, out_gain: float) ->
     return nn.Sequential(*layers)
 
 
+class FastForward:
+    """The forward pass of an `mlp()` for no-grad inference in the rollout loop, without nn.Module
+    call overhead: addmm on the module's own parameter tensors (updated in place by training), so it
+    always computes what the module computes."""
+
+    FUNCTIONS: ClassVar[dict[type[nn.Module], Callable[[Tensor], Tensor]]] = {
+        nn.Tanh: torch.tanh,
+        nn.ReLU: torch.relu,
+        nn.ELU: nnf.elu,
+        nn.LeakyReLU: nnf.leaky_relu,
+        nn.SiLU: nnf.silu,
+    }
+
+    def __init__(self, layers: nn.Module) -> None:
+        self.ops: list[tuple[Tensor, Tensor] | Callable[[Tensor], Tensor]] = []
+        for layer in layers:
+            if isinstance(layer, nn.Linear):
+                assert layer.bias is not None
+                self.ops.append((layer.weight, layer.bias))
+            else:
+                self.ops.append(self.FUNCTIONS[type(layer)])
+
+    def __call__(self, x: Tensor) -> Tensor:
+        for op in self.ops:
+            x = torch.addmm(op[1], x, op[0].t()) if isinstance(op, tuple) else op(x)
+        return x
+
+
 class Actor(nn.Module):
     """pi_theta: maps observations to the parameter tensor P of the action distribution."""
 
@@ -109,12 +140,38 @@ def sde_log_std(z: Tensor, log_sigma: Tensor, eps: float = 1e-6) -> Tensor:
     return 0.5 * torch.log(variance + eps)
 
 
-class StateDependentNoise:
+class ActionSampler:
+    """Samples actions from the current actor in the rollout loop (no autograd, no module overhead).
+
+    Call `start_rollout()` before each rollout: it fixes what is constant for one policy version.
+    """
+
+    def __init__(self, actor: Actor, generator: torch.Generator) -> None:
+        self.actor = actor
+        self.generator = generator
+        self.features = FastForward(actor.features)
+        self.head = FastForward(nn.Sequential(actor.head))
+        self.std: Tensor | None = None
+
+    def start_rollout(self) -> None:
+        if self.actor.log_std is not None and not self.actor.use_sde:
+            self.std = torch.exp(self.actor.log_std.detach())
+
+    @torch.no_grad()
+    def __call__(self, obs: Tensor) -> Tensor:
+        out = self.head(self.features(obs))
+        if self.std is None:
+            return self.actor.distribution.sample(out, self.generator)
+        noise = torch.randn(out.shape, generator=self.generator)  # as DiagGaussian.sample draws it
+        return out + self.std * noise
+
+
+class StateDependentNoise(ActionSampler):
     """gSDE sampling: a = mean(s) + z(s) E_env, each env's E ~ N(0, sigma^2) held for `sample_freq` steps."""
 
     def __init__(self, actor: Actor, n_envs: int, sample_freq: int, generator: torch.Generator) -> None:
         assert actor.log_std is not None and actor.use_sde
-        self.actor = actor
+        super().__init__(actor, generator)
         self.n_envs = n_envs
         self.sample_freq = sample_freq
         self.generator = generator
@@ -127,14 +184,17 @@ class StateDependentNoise:
         self.matrices = noise * torch.exp(self.actor.log_std.detach())
         self.steps = 0
 
+    def start_rollout(self) -> None:
+        self.resample()  # noise of this policy version, never of the previous one
+
     @torch.no_grad()
     def __call__(self, obs: Tensor) -> Tensor:
         """Sample one action per env for observations [n_envs, obs_dim]."""
         if self.steps == 0 or (self.sample_freq > 0 and self.steps % self.sample_freq == 0):
             self.resample()
         self.steps += 1
-        z = self.actor.features(obs)
-        return self.actor.head(z) + torch.bmm(z.unsqueeze(1), self.matrices).squeeze(1)
+        z = self.features(obs)
+        return self.head(z) + torch.bmm(z.unsqueeze(1), self.matrices).squeeze(1)
 
 
 class Critic(nn.Module):

@@ -16,7 +16,7 @@ from trpo import env_state
 from trpo.distributions import Distribution
 from trpo.errors import NonFiniteEnvError
 from trpo.normalization import ObservationNormalizer, RewardScaler
-from trpo.policies import Actor, Critic, StateDependentNoise, observation_dim
+from trpo.policies import ActionSampler, Actor, Critic, StateDependentNoise, observation_dim
 
 
 def gae(
@@ -96,17 +96,22 @@ class RolloutCollector:
         self.reward_scaler = reward_scaler
         self.n_steps = n_steps
         self.generator = generator
-        self.sde = StateDependentNoise(actor, envs.num_envs, sde_sample_freq, generator) if actor.use_sde else None
+        self.sample_actions = (
+            StateDependentNoise(actor, envs.num_envs, sde_sample_freq, generator)
+            if actor.use_sde
+            else ActionSampler(actor, generator)
+        )
         self.n_envs = envs.num_envs
         obs_dim = observation_dim(envs.single_observation_space)
         t, e = n_steps, self.n_envs
         self.obs = torch.zeros((t, e, obs_dim))
         self.actions = torch.zeros((t, e, *self.dist.action_shape), dtype=self.dist.action_dtype)
-        self.rewards = torch.zeros((t, e))
+        self.raw_rewards = np.zeros((t, e), dtype=np.float64)
         self.values = torch.zeros((t, e))
         self.next_values = torch.zeros((t, e))
-        self.terminated = torch.zeros((t, e), dtype=torch.bool)
-        self.ended = torch.zeros((t, e), dtype=torch.bool)
+        # NumPy buffers written by the loop, seen by torch through shared-memory views
+        self._terminated, self._ended = np.zeros((t, e), dtype=bool), np.zeros((t, e), dtype=bool)
+        self.terminated, self.ended = torch.from_numpy(self._terminated), torch.from_numpy(self._ended)
         self.stats = EpisodeStats()
         self.episode_return = np.zeros(e, dtype=np.float64)
         self.episode_length = np.zeros(e, dtype=np.int64)
@@ -174,23 +179,22 @@ class RolloutCollector:
 
         Raises NonFiniteEnvError (naming the env and the step) if an env returns NaN or inf.
         """
-        if self.sde is not None:
-            self.sde.resample()  # noise of this policy version, never of the previous one
+        self.sample_actions.start_rollout()
+        truncations: list[tuple[int, np.ndarray, np.ndarray]] = []  # (step, env indices, normalised final obs)
         for t in range(self.n_steps):
             obs = self.obs[t]
             obs.copy_(torch.from_numpy(self.obs_normalizer(self.raw_obs)).view_as(obs))
-            action = self.sde(obs) if self.sde is not None else self.dist.sample(self.actor(obs), self.generator)
+            action = self.sample_actions(obs)
             self.actions[t] = action
-            self.values[t] = self.critic(obs)
 
             raw_obs, reward, terminated, truncated, info = self.envs.step(self.action_transform(action.numpy()))
             self._check_finite("reward", reward, t, start_step)
             self._check_finite("observation", raw_obs, t, start_step)
             ended = terminated | truncated
             self._record_episodes(reward, ended)
-            self.rewards[t] = torch.from_numpy(self.reward_scaler(reward, ended))
-            self.terminated[t] = torch.from_numpy(terminated)
-            self.ended[t] = torch.from_numpy(ended)
+            self.raw_rewards[t] = reward
+            self._terminated[t] = terminated
+            self._ended[t] = ended
             truncated_only = truncated & ~terminated
             if truncated_only.any():
                 # SAME_STEP autoreset: raw_obs is already the next episode's first observation;
@@ -198,17 +202,13 @@ class RolloutCollector:
                 idx = np.flatnonzero(truncated_only)
                 final = np.stack([info["final_obs"][i] for i in idx])
                 self._check_finite("final observation", final, t, start_step, env_indices=idx)
-                final_values = self.critic(torch.from_numpy(self.obs_normalizer(final)).reshape(len(idx), -1))
-                self.next_values[t, torch.from_numpy(idx)] = final_values
+                truncations.append((t, idx, self.obs_normalizer(final).reshape(len(idx), -1)))
             self.raw_obs = raw_obs
             self.obs_normalizer.update(raw_obs)
 
-        last_values = self.critic(torch.from_numpy(self.obs_normalizer(self.raw_obs)).reshape(self.n_envs, -1))
-        # V(s_{t+1}) for steps that did not end an episode; truncations keep V(final_obs) set above.
-        following = torch.cat([self.values[1:], last_values.unsqueeze(0)])
-        truncated_only = self.ended & ~self.terminated
-        self.next_values = torch.where(truncated_only, self.next_values, following)
-        advantages = gae(self.rewards, self.values, self.next_values, self.terminated, self.ended, gamma, lam)
+        self._values_of_rollout(truncations)
+        rewards = torch.from_numpy(self.reward_scaler(self.raw_rewards, self._ended))
+        advantages = gae(rewards, self.values, self.next_values, self.terminated, self.ended, gamma, lam)
         returns = advantages + self.values
         n = self.n_steps * self.n_envs
         return Batch(
@@ -218,6 +218,24 @@ class RolloutCollector:
             returns=returns.reshape(n),
             values=self.values.reshape(n).clone(),
         )
+
+    def _values_of_rollout(self, truncations: list[tuple[int, np.ndarray, np.ndarray]]) -> None:
+        """V(s_t) of every stored state and the bootstrap value V(s_{t+1}) of every step, in one batch.
+
+        The critic is fixed during a rollout, so this equals evaluating it step by step. The state
+        reached at step t is the next stored state, or at a truncation the episode's final observation.
+        """
+        t_len, n_envs = self.n_steps, self.n_envs
+        last = self.obs_normalizer(self.raw_obs).reshape(n_envs, -1)
+        finals = [torch.from_numpy(obs) for _, _, obs in truncations]
+        inputs = torch.cat([self.obs.view(t_len * n_envs, -1), torch.from_numpy(last), *finals])
+        values = self.critic(inputs)
+        self.values = values[: t_len * n_envs].view(t_len, n_envs)
+        self.next_values = torch.cat([self.values[1:], values[t_len * n_envs : (t_len + 1) * n_envs].unsqueeze(0)])
+        offset = (t_len + 1) * n_envs
+        for t, idx, _ in truncations:
+            self.next_values[t, torch.from_numpy(idx)] = values[offset : offset + len(idx)]
+            offset += len(idx)
 
     def _record_episodes(self, reward: np.ndarray, ended: np.ndarray) -> None:
         self.episode_return += reward

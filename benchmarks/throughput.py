@@ -1,0 +1,182 @@
+"""Throughput of trpo against sb3-contrib's TRPO, side by side in one invocation.
+
+Each repeat runs A (trpo) then B (sb3-contrib) for the same number of environment steps, alternating
+A B A B so that machine noise hits both alike; the ratio is the median of the per-pair ratios. Also
+measured in the same invocation: the raw environment's rate (1 process, random actions), each side's
+rollout/update split, and one update's time (policy + critic).
+
+Modes:
+  preset        trpo with its preset for the env (what `trpo train ENV` does) against sb3-contrib with
+                the RL-Zoo settings (2 envs x 1024, 64x64, 20 critic epochs of 128, CG 25, VecNormalize)
+  like-for-like both with the RL-Zoo settings
+
+    python benchmarks/throughput.py --envs HalfCheetah-v5 CartPole-v1 --steps 20480 --repeats 3
+
+Needs the bench extra: pip install -e ".[bench]".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import torch
+
+warnings.filterwarnings("ignore")
+
+# RL-Zoo's TRPO settings (the peer's published hyperparameters), shared by every env here.
+ZOO = {"n_envs": 2, "n_steps": 1024, "batch_size": 128, "n_critic_updates": 20, "cg_max_steps": 25, "cg_damping": 0.1}
+ZOO_ENV = {  # per-env deviations in RL-Zoo's trpo.yml
+    "CartPole-v1": {"n_steps": 512, "gae_lambda": 0.98, "n_critic_updates": 20},
+    "Pendulum-v1": {"n_steps": 1024, "gamma": 0.9, "n_critic_updates": 15, "use_sde": True, "sde_sample_freq": 4},
+}
+
+
+@dataclass
+class Timing:
+    steps_per_s: float
+    rollout_s: float
+    update_s: float
+    updates: int
+
+    @property
+    def rollout_share(self) -> float:
+        return self.rollout_s / (self.rollout_s + self.update_s)
+
+    @property
+    def update_ms(self) -> float:
+        return 1e3 * self.update_s / max(1, self.updates)
+
+
+def raw_env_rate(env_id: str, steps: int) -> float:
+    """Steps per second of one environment in one process with random actions."""
+    env = gym.make(env_id)
+    env.reset(seed=0)
+    env.action_space.seed(0)
+    actions = [env.action_space.sample() for _ in range(1000)]
+    start = time.perf_counter()
+    for i in range(steps):
+        _, _, terminated, truncated, _ = env.step(actions[i % 1000])
+        if terminated or truncated:
+            env.reset()
+    return steps / (time.perf_counter() - start)
+
+
+def run_trpo(env_id: str, steps: int, mode: str) -> Timing:
+    from trpo import TRPO, TRPOConfig
+    from trpo.presets import preset_config
+
+    if mode == "preset":
+        config, _ = preset_config(env_id)
+    else:
+        zoo = {**ZOO, **ZOO_ENV.get(env_id, {})}
+        config = TRPOConfig(
+            n_envs=zoo["n_envs"], n_steps=zoo["n_steps"], hidden_sizes=(64, 64), vf_epochs=zoo["n_critic_updates"],
+            vf_minibatch_size=zoo["batch_size"], cg_iters=zoo["cg_max_steps"], cg_damping=zoo["cg_damping"],
+            gamma=zoo.get("gamma", 0.99), gae_lambda=zoo.get("gae_lambda", 0.95), use_sde=zoo.get("use_sde", False),
+            sde_sample_freq=zoo.get("sde_sample_freq", 4), fvp_subsample=1.0, max_kl=0.01,
+        )  # fmt: skip
+    agent = TRPO(env_id, config.replace(seed=0))
+    start = time.perf_counter()
+    agent.learn(steps)
+    wall = time.perf_counter() - start
+    agent.close()
+    return Timing(agent.num_steps / wall, agent.rollout_seconds, agent.update_seconds, agent.num_updates)
+
+
+def run_sb3(env_id: str, steps: int) -> Timing:
+    from sb3_contrib import TRPO as SB3TRPO
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    zoo = {**ZOO, **ZOO_ENV.get(env_id, {})}
+    torch.set_num_threads(DEFAULT_THREADS)  # what an sb3 user runs with
+    env = VecNormalize(make_vec_env(env_id, n_envs=zoo["n_envs"], seed=0), gamma=zoo.get("gamma", 0.99))
+    model = SB3TRPO(
+        "MlpPolicy", env, n_steps=zoo["n_steps"], batch_size=zoo["batch_size"],
+        n_critic_updates=zoo["n_critic_updates"], cg_max_steps=zoo["cg_max_steps"], cg_damping=zoo["cg_damping"],
+        gamma=zoo.get("gamma", 0.99), gae_lambda=zoo.get("gae_lambda", 0.95), use_sde=zoo.get("use_sde", False),
+        sde_sample_freq=zoo.get("sde_sample_freq", -1), seed=0, verbose=0,
+        policy_kwargs={"net_arch": {"pi": [64, 64], "vf": [64, 64]}},
+    )  # fmt: skip
+    train_s = 0.0
+    updates = 0
+    original_train = model.train
+
+    def timed_train() -> None:
+        nonlocal train_s, updates
+        start = time.perf_counter()
+        original_train()
+        train_s += time.perf_counter() - start
+        updates += 1
+
+    model.train = timed_train  # type: ignore[method-assign]
+    start = time.perf_counter()
+    model.learn(steps)
+    wall = time.perf_counter() - start
+    env.close()
+    return Timing(model.num_timesteps / wall, wall - train_s, train_s, updates)
+
+
+DEFAULT_THREADS = torch.get_num_threads()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--envs", nargs="+", default=["CartPole-v1", "HalfCheetah-v5", "Hopper-v5"])
+    parser.add_argument("--modes", nargs="+", default=["preset", "like-for-like"], choices=["preset", "like-for-like"])
+    parser.add_argument("--steps", type=int, default=20480, help="environment steps per run")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", type=str, default=None, help="also write the results to this JSON file")
+    args = parser.parse_args()
+
+    results: list[dict[str, Any]] = []
+    print(f"torch {torch.__version__}, default threads {DEFAULT_THREADS}, {args.steps} steps x {args.repeats} repeats")
+    header = (
+        "| env | mode | trpo steps/s | sb3-contrib steps/s | ratio (median of pairs) | trpo rollout share "
+        "| sb3 rollout share | trpo update ms | sb3 train() ms | update ratio | raw env steps/s | trpo / raw |"
+    )
+    print(header)
+    print("|---" * (header.count("|") - 1) + "|")
+    for env_id in args.envs:
+        raw = raw_env_rate(env_id, 20000)
+        for mode in args.modes:
+            ours: list[Timing] = []
+            peer: list[Timing] = []
+            for _ in range(args.repeats):
+                ours.append(run_trpo(env_id, args.steps, mode))
+                peer.append(run_sb3(env_id, args.steps))
+            ratio = statistics.median(a.steps_per_s / b.steps_per_s for a, b in zip(ours, peer, strict=True))
+            update_ratio = statistics.median(b.update_ms / a.update_ms for a, b in zip(ours, peer, strict=True))
+            ours_sps = statistics.median(t.steps_per_s for t in ours)
+            row = {
+                "env": env_id, "mode": mode, "trpo_steps_per_s": ours_sps,
+                "sb3_steps_per_s": statistics.median(t.steps_per_s for t in peer), "ratio": ratio,
+                "trpo_rollout_share": statistics.median(t.rollout_share for t in ours),
+                "sb3_rollout_share": statistics.median(t.rollout_share for t in peer),
+                "trpo_update_ms": statistics.median(t.update_ms for t in ours),
+                "sb3_train_ms": statistics.median(t.update_ms for t in peer), "update_ratio": update_ratio,
+                "raw_env_steps_per_s": raw, "trpo_over_raw": ours_sps / raw,
+            }  # fmt: skip
+            results.append(row)
+            print(
+                f"| {env_id} | {mode} | {row['trpo_steps_per_s']:,.0f} | {row['sb3_steps_per_s']:,.0f} | "
+                f"{ratio:.2f}x | {row['trpo_rollout_share']:.0%} | {row['sb3_rollout_share']:.0%} | "
+                f"{row['trpo_update_ms']:.0f} | {row['sb3_train_ms']:.0f} | {update_ratio:.2f}x | {raw:,.0f} | "
+                f"{row['trpo_over_raw']:.0%} |",
+                flush=True,
+            )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
