@@ -81,7 +81,7 @@ class FastForward:
 
     def __init__(self, layers: nn.Module) -> None:
         self.ops: list[tuple[Tensor, Tensor] | Callable[[Tensor], Tensor]] = []
-        for layer in layers:
+        for layer in layers.children() if isinstance(layers, nn.Sequential) else [layers]:
             if isinstance(layer, nn.Linear):
                 assert layer.bias is not None
                 self.ops.append((layer.weight, layer.bias))
@@ -150,7 +150,7 @@ class ActionSampler:
         self.actor = actor
         self.generator = generator
         self.features = FastForward(actor.features)
-        self.head = FastForward(nn.Sequential(actor.head))
+        self.head = FastForward(actor.head)
         self.std: Tensor | None = None
 
     def start_rollout(self) -> None:
