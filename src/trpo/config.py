@@ -23,9 +23,9 @@ class TRPOConfig:
     """Hyperparameters of one TRPO run. Every numerical knob of the algorithm is a field here."""
 
     # --- trust region ---
-    max_kl: float = 0.01
+    max_kl: float = 0.02
     """Trust-region size delta: the largest mean KL(pi_old || pi_new) an accepted update may have."""
-    cg_iters: int = 15
+    cg_iters: int = 10
     """Maximum conjugate-gradient iterations for solving F x = g."""
     cg_damping: float = 0.1
     """Damping c added to the Fisher matrix: CG solves (F + c I) x = g."""
@@ -34,7 +34,7 @@ class TRPOConfig:
     fvp_method: FvpMethod = "analytic"
     """Fisher-vector product: 'analytic' (J^T M J with the distribution's Fisher metric M) or
     'double_backprop' (Hessian of the mean KL by double back-propagation; any distribution)."""
-    fvp_subsample: float = 1.0
+    fvp_subsample: float = 0.25
     """Fraction of the batch used for Fisher-vector products (1.0 = the whole batch)."""
     backtrack_coef: float = 0.8
     """Line-search shrink factor beta: candidates are theta_k + beta^j * full_step."""
@@ -50,9 +50,9 @@ class TRPOConfig:
     """Normalise advantages to mean 0, std 1 within each batch."""
 
     # --- sampling ---
-    n_envs: int = 8
+    n_envs: int = 16
     """Number of environments in the vector env."""
-    n_steps: int = 256
+    n_steps: int = 128
     """Steps per environment per update (batch size = n_envs * n_steps)."""
     vector: Literal["sync", "async"] = "sync"
     """Vector env: 'sync' (in-process) or 'async' (one subprocess per environment)."""
@@ -62,7 +62,7 @@ class TRPOConfig:
     """Adam learning rate of the value function."""
     vf_epochs: int = 5
     """Passes over the batch per update when fitting the value function."""
-    vf_minibatch_size: int = 256
+    vf_minibatch_size: int = 512
     """Minibatch size of the value-function fit."""
 
     # --- networks ---
