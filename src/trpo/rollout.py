@@ -66,9 +66,8 @@ class Batch:
 
 @dataclass
 class EpisodeStats:
-    """Undiscounted, unscaled returns and lengths of the last `window` finished episodes."""
+    """Undiscounted, unscaled returns and lengths of the last 100 finished episodes."""
 
-    window: int = 100
     returns: deque[float] = field(default_factory=lambda: deque(maxlen=100))
     lengths: deque[int] = field(default_factory=lambda: deque(maxlen=100))
     episodes: int = 0
@@ -89,13 +88,11 @@ class RolloutCollector:
         sde_sample_freq: int = 0,
     ) -> None:
         self.envs = envs
-        self.actor = actor
         self.critic = critic
         self.dist: Distribution = actor.distribution
         self.obs_normalizer = obs_normalizer
         self.reward_scaler = reward_scaler
         self.n_steps = n_steps
-        self.generator = generator
         self.sample_actions = (
             StateDependentNoise(actor, envs.num_envs, sde_sample_freq, generator)
             if actor.use_sde
