@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import random
 import signal
@@ -82,8 +83,14 @@ def test_sigkill_at_random_moments_then_resume_completes_with_every_update_once(
 
         dropped += len(updates_in(run_dir)) - TRPO.load(run_dir).num_updates
         command = [*TRAIN, "--resume", str(run_dir), "--quiet"]
+    from trpo import TRPO
+
+    resumed_at = TRPO.load(run_dir).num_steps
     final = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert final.returncode == 0, final.stderr
+    summary = json.loads((run_dir / "summary.json").read_text())
+    # the speed of the last invocation counts only the steps it took
+    assert summary["steps_per_s"] * summary["wall_time_s"] == pytest.approx(total - resumed_at, rel=1e-6)
     assert updates_in(run_dir) == list(range(1, n_updates + 1))
     assert dropped > 0  # the scenario the test is for did happen
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

@@ -142,7 +142,7 @@ def train(argv: list[str]) -> int:
         save_yaml_config(config, run_dir / "config.yaml", header=f"trpo train {env_id} --config config.yaml")
     global _current_run_dir
     _current_run_dir = run_dir
-    start = time.perf_counter()
+    start, start_steps = time.perf_counter(), agent.num_steps
     agent.learn(config.total_steps, run_dir=run_dir, progress_bar=not args.quiet)
     wall = time.perf_counter() - start
     agent.close()
@@ -152,8 +152,8 @@ def train(argv: list[str]) -> int:
         "seed": config.seed,
         "total_steps": agent.num_steps,
         "updates": agent.num_updates,
-        "wall_time_s": wall,
-        "steps_per_s": agent.num_steps / wall if wall > 0 else None,
+        "wall_time_s": wall,  # of this invocation (a resumed run counts from its resume)
+        "steps_per_s": (agent.num_steps - start_steps) / wall if wall > 0 else None,
     }
     if config.eval_episodes > 0:
         result = evaluate(agent, episodes=config.eval_episodes)
