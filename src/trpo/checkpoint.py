@@ -45,6 +45,13 @@ def _write_synced(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a small text file so that readers see the old or the new content, never a part."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    _write_synced(tmp, text.encode())
+    os.replace(tmp, path)
+
+
 def save_checkpoint(directory: str | Path, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> None:
     """Write tensors and JSON state as the directory `directory`, replacing it atomically.
 

@@ -15,6 +15,7 @@ from typing import Annotated, TypeVar, cast
 
 import tyro
 
+from trpo.checkpoint import atomic_write_text
 from trpo.config import TRPOConfig, load_yaml_config, save_yaml_config
 from trpo.errors import Interrupted, TrainingStopped, UserError
 from trpo.presets import preset_config
@@ -164,7 +165,7 @@ def train(argv: list[str]) -> int:
             f"{env_id}: mean return {result['mean_return']:.2f} ± {result['std_return']:.2f} "
             f"over {result['episodes']} episodes"
         )
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=1) + "\n")
     print(f"run directory: {run_dir}")
     return 0
 

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import yaml
 
+from trpo.checkpoint import atomic_write_text
 from trpo.errors import ConfigError
 
 Activation = Literal["tanh", "relu", "elu", "leaky_relu", "silu"]
@@ -248,4 +249,4 @@ def load_yaml_config(path: str | Path, base: TRPOConfig | None = None) -> TRPOCo
 def save_yaml_config(config: TRPOConfig, path: str | Path, header: str = "") -> None:
     """Write the complete config as YAML that `--config` reads back; `header` becomes a comment."""
     comment = "".join(f"# {line}\n" for line in header.splitlines())
-    Path(path).write_text(comment + yaml.safe_dump(config.to_dict(), sort_keys=False))
+    atomic_write_text(Path(path), comment + yaml.safe_dump(config.to_dict(), sort_keys=False))
