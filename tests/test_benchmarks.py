@@ -1,0 +1,26 @@
+"""The returns suite runs end to end on a tiny budget and writes its table, CSV and plots."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_returns_suite_on_a_tiny_budget(tmp_path: Path) -> None:
+    command = [
+        sys.executable, str(ROOT / "benchmarks" / "returns.py"), "--envs", "CartPole-v1", "--seeds", "0", "1",
+        "--steps", "2048", "--out", str(tmp_path), "--", "--checkpoint-every", "0", "--n-envs", "4",
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    table = (tmp_path / "results.md").read_text()
+    assert "| CartPole-v1 | 2,048 | 2 |" in table and "--n-envs 4" in table
+    with open(tmp_path / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["seed"] for r in rows] == ["0", "1"] and all(float(r["final_return"]) > 0 for r in rows)
+    png = (tmp_path / "CartPole-v1.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
