@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
-import os
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from trpo.checkpoint import atomic_write_text
 
 PROGRESS_FILE = "progress.csv"
 
@@ -27,12 +29,9 @@ def truncate_progress(path: Path, updates: int) -> None:
     kept = [r for r in body if column is not None and len(r) == len(header) and _as_number(r[column]) <= updates]
     if len(kept) == len(body):
         return
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        csv.writer(f).writerows([header, *kept])
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    text = io.StringIO(newline="")
+    csv.writer(text).writerows([header, *kept])
+    atomic_write_text(path, text.getvalue())
 
 
 def _as_number(text: str) -> float:

@@ -157,9 +157,9 @@ class RolloutCollector:
         self, what: str, values: np.ndarray, t: int, start_step: int, env_indices: np.ndarray | None = None
     ) -> None:
         """Raise NonFiniteEnvError if a row of `values` (one per env in `env_indices`) is not finite."""
-        finite = np.isfinite(np.asarray(values, dtype=np.float64)).reshape(len(values), -1).all(axis=1)
-        if finite.all():
+        if np.isfinite(values).all():  # the hot path: one check
             return
+        finite = np.isfinite(np.asarray(values, dtype=np.float64)).reshape(len(values), -1).all(axis=1)
         row = int(np.flatnonzero(~finite)[0])
         i = int(env_indices[row]) if env_indices is not None else row
         step = start_step + (t + 1) * self.n_envs
