@@ -85,7 +85,11 @@ def test_truncate_progress_drops_rows_after_the_checkpoint(tmp_path: Path) -> No
 def test_checkpoint_every_writes_periodic_checkpoints(tmp_path: Path) -> None:
     config = TRPOConfig(n_envs=2, n_steps=32, checkpoint_every=2)
     agent = TRPO("CartPole-v1", config, seed=0)
+    saves: list[int] = []
+    save = agent.save
+    agent.save = lambda path: (saves.append(agent.num_updates), save(path))[1]  # type: ignore[method-assign]
     agent.learn(3 * 64, run_dir=tmp_path)
+    assert saves == [2, 3]  # after update 2 (checkpoint_every) and at the end, each once
     loaded = TRPO.load(tmp_path)
     assert loaded.num_updates == 3  # the final checkpoint
     observation = np.zeros(4, np.float32)

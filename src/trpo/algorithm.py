@@ -105,6 +105,14 @@ class TRPO:
         total = total_steps if total_steps is not None else cfg.total_steps
         run_path = Path(run_dir) if run_dir is not None else None
         collector = self._rollout_collector()
+        saved_at = -1
+
+        def checkpoint() -> None:
+            nonlocal saved_at
+            if run_path is not None and saved_at != self.num_updates:
+                self.save(run_path / "checkpoint")
+                saved_at = self.num_updates
+
         with (
             RunLogger(run_path, total, self.num_steps, self.num_updates, progress_bar) as logger,
             GracefulStop() as stop,
@@ -128,21 +136,18 @@ class TRPO:
                     rejected = bool(diagnostics["train/nonfinite_rejected"])
                     self.rejected_in_a_row = self.rejected_in_a_row + 1 if rejected else 0
                     logger.log(self._row(diagnostics, collector, rollout_s, update_s))
-                    if run_path is not None and cfg.checkpoint_every and self.num_updates % cfg.checkpoint_every == 0:
-                        self.save(run_path / "checkpoint")
+                    if cfg.checkpoint_every and self.num_updates % cfg.checkpoint_every == 0:
+                        checkpoint()
                 if self.rejected_in_a_row >= cfg.max_rejected_updates:
-                    if run_path is not None:
-                        self.save(run_path / "checkpoint")
+                    checkpoint()
                     raise TrainingStopped(
                         f"{self.rejected_in_a_row} updates in a row were rejected (last: {self.last_rejection}); "
                         "check the environment's observations and rewards, lower max_kl or raise cg_damping"
                     )
                 if stop.signum is not None:
-                    if run_path is not None:
-                        self.save(run_path / "checkpoint")
+                    checkpoint()
                     raise Interrupted(stop.signum, self.num_steps)
-        if run_path is not None:
-            self.save(run_path / "checkpoint")
+        checkpoint()
         return self
 
     def _skip_batch(self, collector: RolloutCollector, reason: str) -> None:

@@ -172,9 +172,7 @@ class StateDependentNoise(ActionSampler):
     def __init__(self, actor: Actor, n_envs: int, sample_freq: int, generator: torch.Generator) -> None:
         assert actor.log_std is not None and actor.use_sde
         super().__init__(actor, generator)
-        self.n_envs = n_envs
         self.sample_freq = sample_freq
-        self.generator = generator
         self.steps = 0
         self.matrices = torch.zeros(n_envs, *actor.log_std.shape)
 

@@ -104,8 +104,7 @@ class RolloutCollector:
         self.obs = torch.zeros((t, e, obs_dim))
         self.actions = torch.zeros((t, e, *self.dist.action_shape), dtype=self.dist.action_dtype)
         self.raw_rewards = np.zeros((t, e), dtype=np.float64)
-        self.values = torch.zeros((t, e))
-        self.next_values = torch.zeros((t, e))
+        self.values = self.next_values = torch.zeros(0)  # [T, E], computed once per rollout in one batch
         # NumPy buffers written by the loop, seen by torch through shared-memory views
         self._terminated, self._ended = np.zeros((t, e), dtype=bool), np.zeros((t, e), dtype=bool)
         self.terminated, self.ended = torch.from_numpy(self._terminated), torch.from_numpy(self._ended)
