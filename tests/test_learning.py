@@ -19,12 +19,14 @@ def test_cartpole_reaches_475_in_100k_steps() -> None:
     agent = train_preset("CartPole-v1")
     assert agent.num_steps <= 100_352
     assert evaluate(agent, episodes=10)["mean_return"] >= 475
+    assert agent.alarms == []  # a healthy run raises no health alarm
 
 
 def test_pendulum_preset_learns() -> None:
     """A quick check that the continuous-control preset loads and learns (issue: CI keeps one)."""
     agent = train_preset("Pendulum-v1")
     assert evaluate(agent, episodes=10)["mean_return"] >= -200
+    assert agent.alarms == []
 
 
 @pytest.mark.slow

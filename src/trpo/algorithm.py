@@ -18,6 +18,7 @@ from trpo.checkpoint import CheckpointError
 from trpo.config import TRPOConfig, config_from_dict
 from trpo.envs import EnvFactory, env_factory, make_vector_env, probe_spaces, space_from_json, space_to_json
 from trpo.errors import Interrupted, NonFiniteEnvError, TrainingStopped, UserError
+from trpo.health import HealthMonitor, dead_unit_fractions
 from trpo.interrupts import GracefulStop
 from trpo.logging import RunLogger
 from trpo.normalization import ObservationNormalizer, RewardScaler
@@ -80,6 +81,8 @@ class TRPO:
         self.obs_normalizer = ObservationNormalizer((self.obs_dim,), cfg.normalize_obs, cfg.clip_obs)
         self.reward_scaler = RewardScaler(cfg.n_envs, cfg.gamma, cfg.normalize_reward, cfg.clip_reward)
         self.generator = torch.Generator().manual_seed(cfg.seed)
+        action_dims = self.dist.param_dim // 2 if self.actor.gaussian else self.dist.param_dim
+        self.health = HealthMonitor(cfg, self.actor.gaussian, action_dims)
         self.num_steps = 0
         self.num_updates = 0
         self.rejected_in_a_row = 0
@@ -93,13 +96,20 @@ class TRPO:
     # ------------------------------------------------------------------ training
 
     def learn(
-        self, total_steps: int | None = None, run_dir: str | Path | None = None, progress_bar: bool = False
+        self,
+        total_steps: int | None = None,
+        run_dir: str | Path | None = None,
+        progress_bar: bool = False,
+        table_every: int = 0,
+        json_lines: bool = False,
     ) -> TRPO:
         """Train until `total_steps` environment steps (default: config.total_steps) have been taken.
 
         With `run_dir`, diagnostics are appended to `progress.csv` and TensorBoard there, and the
         learner is checkpointed to `run_dir/checkpoint` every `checkpoint_every` updates and at the end.
         SIGINT/SIGTERM stop training after the current update (checkpointed) by raising `Interrupted`.
+        Console: `progress_bar` (with a diagnostics table every `table_every` updates), or `json_lines`
+        (one JSON object per update on stdout). Health alarms (`self.alarms`) are printed once each.
         """
         cfg = self.config
         total = total_steps if total_steps is not None else cfg.total_steps
@@ -114,7 +124,9 @@ class TRPO:
                 saved_at = self.num_updates
 
         with (
-            RunLogger(run_path, total, self.num_steps, self.num_updates, progress_bar) as logger,
+            RunLogger(
+                run_path, total, self.num_steps, self.num_updates, progress_bar, table_every, json_lines
+            ) as logger,
             GracefulStop() as stop,
         ):
             while self.num_steps < total:
@@ -135,7 +147,11 @@ class TRPO:
                     self.num_updates += 1
                     rejected = bool(diagnostics["train/nonfinite_rejected"])
                     self.rejected_in_a_row = self.rejected_in_a_row + 1 if rejected else 0
-                    logger.log(self._row(diagnostics, collector, rollout_s, update_s))
+                    row = self._row(diagnostics, collector, rollout_s, update_s)
+                    health, fired = self.health.observe(row, self.num_updates, self.num_steps)
+                    logger.log({**row, **health})
+                    for alarm in fired:
+                        logger.alarm(alarm)
                     if cfg.checkpoint_every and self.num_updates % cfg.checkpoint_every == 0:
                         checkpoint()
                 if self.rejected_in_a_row >= cfg.max_rejected_updates:
@@ -149,6 +165,11 @@ class TRPO:
                     raise Interrupted(stop.signum, self.num_steps)
         checkpoint()
         return self
+
+    @property
+    def alarms(self) -> list[dict[str, Any]]:
+        """The health alarms that fired during training, in order (name, update, step, message, fix)."""
+        return self.health.summary()
 
     def _skip_batch(self, collector: RolloutCollector, reason: str) -> None:
         """on_nonfinite=skip_batch: drop the rollout, restart every episode, count the rejection."""
@@ -190,6 +211,7 @@ class TRPO:
         with torch.no_grad():
             p_k = self.actor(obs)
             log_prob_k = dist.log_prob(p_k, actions)
+            entropy_k = float(dist.entropy(p_k).mean())
 
         def policy(theta: Tensor) -> Tensor:
             return functional_call(self.actor, unflatten(theta, params_k), (obs,))
@@ -240,24 +262,32 @@ class TRPO:
             self._set_actor_params(search.theta)
             step_norm = float(torch.linalg.vector_norm(search.theta - theta_k))
             kl, kl_max, gain = search.candidate.kl, search.candidate.kl_max, search.candidate.surrogate_gain
+            step_fraction = cfg.backtrack_coef**backtracks
+            expected_gain *= step_fraction  # the linear model's prediction g^T s for the accepted step
         else:
-            step_norm, kl, kl_max, gain = 0.0, 0.0, 0.0, 0.0
+            step_norm, kl, kl_max, gain, step_fraction = 0.0, 0.0, 0.0, 0.0, 0.0
 
         value_loss_before = self._value_loss(obs, batch.returns)
         self._fit_critic(obs, batch.returns)
         with torch.no_grad():
             p_new = self.actor(obs)
+        entropy = float(dist.entropy(p_new).mean())
         diagnostics.update({
             "train/kl": kl,
+            "train/kl_over_delta": kl / cfg.max_kl,
             "train/kl_max": kl_max,
             "train/surrogate_gain": gain,
             "train/expected_gain": expected_gain,
-            "train/entropy": float(dist.entropy(p_new).mean()),
+            "train/gain_ratio": gain / expected_gain if accepted and expected_gain > 0 else math.nan,
+            "train/grad_norm": float(torch.linalg.vector_norm(g)),
+            "train/entropy": entropy,
+            "train/entropy_change": entropy - entropy_k,
             "train/cg_iters": float(cg.iterations),
             "train/cg_residual": cg.relative_residual,
             "train/xFx": full.x_f_x,
             "train/step_norm": step_norm,
             "train/backtracks": float(backtracks),
+            "train/step_fraction": step_fraction,
             "train/line_search_success": float(accepted),
             "train/step_rejected": float(full.step is None),
             "train/nonfinite_rejected": float(full.nonfinite),
@@ -266,7 +296,11 @@ class TRPO:
             "train/explained_variance": explained_variance(batch.values, batch.returns),
             "train/adv_mean": float(batch.advantages.mean()),
             "train/adv_std": float(batch.advantages.std()),
+            "train/adv_abs_max": float(batch.advantages.abs().max()),
         })  # fmt: skip
+        for name, layers in (("actor", self.actor.features), ("critic", self.critic.net)):
+            for i, fraction in enumerate(dead_unit_fractions(layers, obs)):
+                diagnostics[f"train/dead_units_{name}_{i}"] = fraction
         if self.actor.gaussian:
             diagnostics["train/policy_std"] = float(p_new[:, self.dist.param_dim // 2 :].exp().mean())
         return diagnostics
@@ -363,6 +397,7 @@ class TRPO:
             "rejected_in_a_row": self.rejected_in_a_row,
             "skipped_batches": self.skipped_batches,
             "last_rejection": self.last_rejection,
+            "health": self.health.state(),
         }
         state["rng"], rng_tensors = rng_state(self.generator)
         tensors.update(rng_tensors)
@@ -394,6 +429,8 @@ class TRPO:
             agent.rejected_in_a_row = int(state.get("rejected_in_a_row", 0))
             agent.skipped_batches = int(state.get("skipped_batches", 0))
             agent.last_rejection = str(state.get("last_rejection", ""))
+            if "health" in state:
+                agent.health.load_state(state["health"])
             if "rng" in state:
                 set_rng_state(state["rng"], tensors, agent.generator)
             if "collector" in state:

@@ -25,6 +25,7 @@ _current_run_dir: Path | None = None  # the run `trpo train` is writing (for the
 COMMANDS = {
     "train": "train a policy on a Gymnasium environment and write a run directory",
     "eval": "evaluate the policy of a run directory",
+    "plot": "plot learning curves of runs (mean and spread over seeds) or one run's diagnostics",
 }
 RUN_FILES = ("config.yaml", "progress.csv", "summary.json", "checkpoint", "checkpoint.old", "checkpoint.tmp")
 
@@ -44,7 +45,11 @@ class TrainArgs:
     force: bool = False
     """Write into an existing --run-dir (its previous run files are replaced)."""
     quiet: bool = False
-    """No progress bar."""
+    """No progress bar or tables (alarms and the final result are still printed)."""
+    table_every: int = 25
+    """Print a table of the main diagnostics every N updates above the progress bar (0 = never)."""
+    json_lines: bool = False
+    """Print one JSON object per update (and alarms and the summary as JSON objects) instead of the bar."""
     hp: Annotated[TRPOConfig, tyro.conf.OmitArgPrefixes] = dataclasses.field(default_factory=TRPOConfig)
     """Hyperparameters."""
 
@@ -144,7 +149,13 @@ def train(argv: list[str]) -> int:
     global _current_run_dir
     _current_run_dir = run_dir
     start, start_steps = time.perf_counter(), agent.num_steps
-    agent.learn(config.total_steps, run_dir=run_dir, progress_bar=not args.quiet)
+    agent.learn(
+        config.total_steps,
+        run_dir=run_dir,
+        progress_bar=not (args.quiet or args.json_lines),
+        table_every=0 if args.quiet else args.table_every,
+        json_lines=args.json_lines,
+    )
     wall = time.perf_counter() - start
     agent.close()
     summary: dict[str, object] = {
@@ -161,11 +172,19 @@ def train(argv: list[str]) -> int:
         summary.update(
             mean_return=result["mean_return"], std_return=result["std_return"], eval_episodes=result["episodes"]
         )
-        print(
-            f"{env_id}: mean return {result['mean_return']:.2f} ± {result['std_return']:.2f} "
-            f"over {result['episodes']} episodes"
-        )
+    summary["alarms"] = agent.alarms
     atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=1) + "\n")
+    if args.json_lines:
+        print(json.dumps({"summary": summary, "run_dir": str(run_dir)}))
+        return 0
+    if "mean_return" in summary:
+        print(
+            f"{env_id}: mean return {summary['mean_return']:.2f} ± {summary['std_return']:.2f} "
+            f"over {summary['eval_episodes']} episodes"
+        )
+    if agent.alarms:
+        names = ", ".join(f"{a['name']} (update {a['update']})" for a in agent.alarms)
+        print(f"health alarms: {names}; details in {run_dir / 'summary.json'}", file=sys.stderr)
     print(f"run directory: {run_dir}")
     return 0
 
@@ -188,6 +207,14 @@ def evaluate_command(argv: list[str]) -> int:
     return 0
 
 
+def plot_command(argv: list[str]) -> int:
+    from trpo.plotting import PlotArgs, plot
+
+    out = plot(_parse(PlotArgs, argv, "trpo plot"))
+    print(f"wrote {out}")
+    return 0
+
+
 def usage() -> str:
     lines = ["usage: trpo COMMAND [ARGS]", "", "commands:"]
     lines += [f"  {name:<8} {text}" for name, text in COMMANDS.items()]
@@ -201,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         print(usage())
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
-    handlers = {"train": train, "eval": evaluate_command}
+    handlers = {"train": train, "eval": evaluate_command, "plot": plot_command}
     if command not in handlers:
         print(f"error: unknown command {command!r}; choose one of: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2

@@ -114,6 +114,25 @@ class TRPOConfig:
     """Stop (with a checkpoint and a diagnosis) after this many updates in a row were rejected for
     non-finite values (gradient, Fisher product, CG solution, step) or skipped batches."""
 
+    # --- health alarms (docs/health.md: one rule per failure mode) ---
+    alarm_kl_spike: float = 500.0
+    """kl_spike fires when an accepted update's max per-state KL exceeds alarm_kl_spike * max_kl."""
+    alarm_cg_residual: float = 1.0
+    """cg_stall: CG's final relative residual ||g - (F + cI) x|| / ||g|| above this ..."""
+    alarm_cg_updates: int = 10
+    """... for this many updates in a row."""
+    alarm_line_search_updates: int = 5
+    """line_search_failing: no step accepted for this many updates in a row."""
+    alarm_entropy_ratio: float = 0.05
+    """entropy_collapse: exploration below this fraction of the first update's (Gaussian: ratio of
+    geometric-mean std; discrete: ratio of entropies)."""
+    alarm_ev_updates: int = 20
+    """critic_not_learning: explained variance of the critic's values < 0 for this many updates in a row."""
+    alarm_dead_units: float = 0.1
+    """dead_units: more than this fraction of a ReLU-family hidden layer (actor or critic) is dead."""
+    alarm_adv_std: float = 1e-6
+    """degenerate_advantages: the batch's raw advantage std is below this."""
+
     @property
     def batch_size(self) -> int:
         """Transitions per update."""
@@ -168,6 +187,20 @@ class TRPOConfig:
                 f"on_nonfinite must be 'raise' or 'skip_batch' (got {self.on_nonfinite!r})",
             ),
             (self.max_rejected_updates >= 1, f"max_rejected_updates must be >= 1 (got {self.max_rejected_updates})"),
+            (self.alarm_kl_spike > 0, f"alarm_kl_spike must be > 0 (got {self.alarm_kl_spike})"),
+            (self.alarm_cg_residual > 0, f"alarm_cg_residual must be > 0 (got {self.alarm_cg_residual})"),
+            (self.alarm_cg_updates >= 1, f"alarm_cg_updates must be >= 1 (got {self.alarm_cg_updates})"),
+            (
+                self.alarm_line_search_updates >= 1,
+                f"alarm_line_search_updates must be >= 1 (got {self.alarm_line_search_updates})",
+            ),
+            (
+                0 <= self.alarm_entropy_ratio < 1,
+                f"alarm_entropy_ratio must be in [0, 1) (got {self.alarm_entropy_ratio})",
+            ),
+            (self.alarm_ev_updates >= 1, f"alarm_ev_updates must be >= 1 (got {self.alarm_ev_updates})"),
+            (0 <= self.alarm_dead_units <= 1, f"alarm_dead_units must be in [0, 1] (got {self.alarm_dead_units})"),
+            (self.alarm_adv_std >= 0, f"alarm_adv_std must be >= 0 (got {self.alarm_adv_std})"),
         ]
         for ok, message in checks:
             if not ok:

@@ -1,0 +1,230 @@
+"""`trpo plot`: learning curves of runs grouped by environment and algorithm (mean and spread over
+seeds, x in environment steps), or the trust-region diagnostics of one run."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tyro
+
+from trpo.errors import UserError
+from trpo.logging import PROGRESS_FILE
+
+STEPS = "time/steps"
+GRID_POINTS = 200
+
+
+@dataclasses.dataclass(frozen=True)
+class PlotArgs:
+    """Plot learning curves from run directories (a directory holding several runs, such as a returns
+    benchmark's output, is searched for them). Runs of the same environment and algorithm are
+    averaged: a line for the mean over seeds and a band of +- one standard deviation."""
+
+    run_dirs: tyro.conf.Positional[tuple[Path, ...]]
+    """Run directories written by `trpo train`, or directories containing them."""
+    out: Path | None = None
+    """PNG to write (default: RUN_DIR/curves.png or RUN_DIR/diagnostics.png for one run, else ./trpo-plot.png)."""
+    metric: str = "rollout/ep_return_mean"
+    """progress.csv column to plot against environment steps."""
+    diagnostics: bool = False
+    """Plot one run's trust-region diagnostics (KL, entropy, CG residual, explained variance, ...)."""
+
+
+@dataclasses.dataclass
+class Run:
+    """One run's progress.csv columns and what it trained."""
+
+    path: Path
+    env_id: str
+    algo: str
+    seed: int | None
+    columns: dict[str, np.ndarray]
+    max_kl: float | None
+    alarms: list[dict[str, Any]]
+
+
+def find_runs(paths: tuple[Path, ...]) -> list[Path]:
+    """Run directories (those holding a progress.csv) among `paths` and below them."""
+    found: list[Path] = []
+    for path in paths:
+        if not path.is_dir():
+            raise UserError(f"{path} is not a directory; pass run directories written by `trpo train`")
+        runs = [path] if (path / PROGRESS_FILE).exists() else sorted(p.parent for p in path.rglob(PROGRESS_FILE))
+        if not runs:
+            raise UserError(f"{path} holds no {PROGRESS_FILE}: it is not a run directory and contains none")
+        found.extend(r for r in runs if r not in found)
+    return found
+
+
+def read_columns(path: Path) -> dict[str, np.ndarray]:
+    """progress.csv as float columns (empty or non-numeric cells are NaN)."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise UserError(f"{path} has no rows yet: the run has not finished an update")
+
+    def number(text: str | None) -> float:
+        try:
+            return float(text) if text else math.nan
+        except ValueError:
+            return math.nan
+
+    return {key: np.array([number(r.get(key)) for r in rows]) for key in rows[0]}
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def load_run(path: Path) -> Run:
+    """A run's curves, with env id, algorithm and seed from summary.json or its checkpoint."""
+    summary = _read_json(path / "summary.json")
+    state = _read_json(path / "checkpoint" / "state.json")
+    config = state.get("config", {}) if isinstance(state.get("config"), dict) else {}
+    env_id = summary.get("env_id") or state.get("env_id") or path.name
+    seed = summary.get("seed", config.get("seed"))
+    alarms = summary.get("alarms") or state.get("health", {}).get("fired", [])
+    return Run(
+        path=path,
+        env_id=str(env_id),
+        algo=str(summary.get("algo") or state.get("algo") or "trpo"),
+        seed=int(seed) if isinstance(seed, int) else None,
+        columns=read_columns(path / PROGRESS_FILE),
+        max_kl=config.get("max_kl"),
+        alarms=alarms if isinstance(alarms, list) else [],
+    )
+
+
+def mean_and_spread(curves: list[tuple[np.ndarray, np.ndarray]], points: int = GRID_POINTS) -> tuple[np.ndarray, ...]:
+    """Curves (x, y) interpolated on a common grid of x: (grid, mean, std, number of runs) per point.
+    A run counts only within its own x range; NaN values (no finished episode yet) are skipped."""
+    valid = [(x[~np.isnan(y)], y[~np.isnan(y)]) for x, y in curves]
+    valid = [(x, y) for x, y in valid if x.size > 0]
+    if not valid:
+        return np.array([]), np.array([]), np.array([]), np.array([])
+    grid = np.linspace(min(x[0] for x, _ in valid), max(x[-1] for x, _ in valid), points)
+    stacked = np.full((len(valid), points), np.nan)
+    for i, (x, y) in enumerate(valid):
+        inside = (grid >= x[0]) & (grid <= x[-1])
+        stacked[i, inside] = np.interp(grid[inside], x, y)
+    mean = _column_mean(stacked)
+    std = np.sqrt(_column_mean((stacked - mean) ** 2))
+    return grid, mean, std, (~np.isnan(stacked)).sum(axis=0)
+
+
+def _column_mean(a: np.ndarray) -> np.ndarray:
+    """Mean of each column over its non-NaN entries (NaN where there are none), without warnings."""
+    count = (~np.isnan(a)).sum(axis=0)
+    return np.where(count > 0, np.nansum(a, axis=0) / np.maximum(count, 1), np.nan)
+
+
+def plot_curves(runs: list[Run], metric: str, out: Path) -> None:
+    """One panel per environment; per algorithm the mean over its runs and a +- std band."""
+    import matplotlib.pyplot as plt
+
+    for run in runs:
+        if metric not in run.columns:
+            close = [k for k in run.columns if metric.split("/")[-1] in k] or list(run.columns)[:8]
+            raise UserError(f"{run.path} has no column {metric!r}; e.g. {', '.join(close)}")
+    groups: dict[str, dict[str, list[Run]]] = defaultdict(lambda: defaultdict(list))
+    for run in runs:
+        groups[run.env_id][run.algo].append(run)
+    fig, axes = plt.subplots(1, len(groups), figsize=(5.5 * len(groups), 4), squeeze=False)
+    for ax, (env_id, by_algo) in zip(axes[0], sorted(groups.items()), strict=True):
+        for algo, members in sorted(by_algo.items()):
+            grid, mean, std, _ = mean_and_spread([(r.columns[STEPS], r.columns[metric]) for r in members])
+            label = f"{algo} ({len(members)} seed{'s' if len(members) > 1 else ''})"
+            (line,) = ax.plot(grid, mean, label=label)
+            if len(members) > 1:
+                ax.fill_between(grid, mean - std, mean + std, color=line.get_color(), alpha=0.25, linewidth=0)
+        ax.set_title(env_id)
+        ax.set_xlabel("environment steps")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="best")
+    _save(fig, out)
+
+
+DIAGNOSTIC_PANELS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
+    ("return (last 100 episodes)", ("rollout/ep_return_mean",), False),
+    ("KL (mean, max per state)", ("train/kl", "train/kl_max"), True),
+    ("entropy", ("train/entropy",), False),
+    ("CG relative residual", ("train/cg_residual",), True),
+    ("explained variance", ("train/explained_variance",), False),
+    ("value loss (before, after fit)", ("train/value_loss_before", "train/value_loss"), True),
+)
+
+
+def plot_diagnostics(run: Run, out: Path) -> None:
+    """The trust region's health over one run: return, KL against delta, entropy, CG residual,
+    explained variance and critic loss; dotted vertical lines where alarms first fired."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 3, figsize=(15, 7.5))
+    x = run.columns[STEPS]
+    for ax, (title, keys, log_scale) in zip(axes.flat, DIAGNOSTIC_PANELS, strict=True):
+        for key in keys:
+            if key in run.columns:
+                ax.plot(x, run.columns[key], label=key.split("/", 1)[1], linewidth=1)
+        if title.startswith("KL") and run.max_kl is not None:
+            ax.axhline(run.max_kl, color="black", linestyle="--", linewidth=1, label="max_kl (delta)")
+        if title.startswith("explained"):
+            ax.axhline(0, color="black", linewidth=0.8)
+        for alarm in run.alarms:
+            ax.axvline(float(alarm.get("step", 0)), color="red", linestyle=":", linewidth=1)
+        if log_scale:
+            ax.set_yscale("log")
+        ax.set_title(title)
+        ax.set_xlabel("environment steps")
+        ax.grid(alpha=0.3)
+        if len(keys) > 1 or title.startswith("KL"):
+            ax.legend(loc="best", fontsize="small")
+    names = ", ".join(f"{a.get('name')} @ {int(a.get('step', 0)):,}" for a in run.alarms) or "none"
+    fig.suptitle(f"{run.env_id} ({run.algo}, seed {run.seed}) — alarms: {names}")
+    _save(fig, out)
+
+
+def _save(fig: Any, out: Path) -> None:
+    """Write the figure's PNG atomically (a crash never leaves half a file at `out`)."""
+    import matplotlib.pyplot as plt
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    fig.tight_layout()
+    fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    os.replace(tmp, out)
+
+
+def plot(args: PlotArgs) -> Path:
+    """Run `trpo plot`; returns the PNG written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    if not args.run_dirs:
+        raise UserError("trpo plot needs at least one run directory, e.g. `trpo plot runs/CartPole-v1-trpo-0-*`")
+    if args.out is not None and args.out.suffix.lower() != ".png":
+        raise UserError(f"--out {args.out} must end in .png")
+    runs = [load_run(path) for path in find_runs(args.run_dirs)]
+    single = len(runs) == 1 and len(args.run_dirs) == 1
+    if args.diagnostics:
+        if len(runs) != 1:
+            raise UserError(f"--diagnostics plots one run; {len(runs)} runs were given")
+        out = args.out or runs[0].path / "diagnostics.png"
+        plot_diagnostics(runs[0], out)
+    else:
+        out = args.out or (runs[0].path / "curves.png" if single else Path("trpo-plot.png"))
+        plot_curves(runs, args.metric, out)
+    return out
