@@ -14,6 +14,7 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
+from probes import ConstantReward
 from trpo import TRPO, TRPOConfig
 from trpo.cli import main
 from trpo.health import ALARM_NAMES, HealthMonitor, dead_unit_fractions, exploration_ratio
@@ -120,15 +121,8 @@ class NoiseReward(gym.Env):
         return obs, float(self.np_random.normal() * 10), bool(self.np_random.random() < 0.05), False, {}
 
 
-class Bandit(gym.Env):
+class Bandit(ConstantReward):
     """One step, a constant observation, reward 1 for action 0: the best policy is deterministic."""
-
-    observation_space = spaces.Box(-1, 1, (1,), np.float32)
-    action_space = spaces.Discrete(2)
-
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
-        super().reset(seed=seed)
-        return np.zeros(1, np.float32), {}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
         return np.zeros(1, np.float32), float(int(action) == 0), True, False, {}
