@@ -205,7 +205,7 @@ def connect(ray: ModuleType, address: str) -> bool:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     # Workers' stdout/stderr stay in Ray's session logs (/tmp/ray/session_latest/logs); errors reach
     # the learner as exceptions.
-    quiet: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": False}
+    quiet: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.ERROR, "log_to_driver": False}
     try:
         if address:
             ray.init(address=address, **quiet)
