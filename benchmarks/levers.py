@@ -18,11 +18,11 @@ warnings.filterwarnings("ignore")
 
 VARIANTS: dict[str, dict[str, object]] = {
     "defaults (sync, 1 thread)": {},
-    "vector: async": {"vector": "async"},
+    "sampler: async": {"sampler": "async"},
     "torch_threads: 2": {"torch_threads": 2},
     "fvp_subsample: 1.0": {"fvp_subsample": 1.0},
     "2 envs x 1024 steps": {"n_envs": 2, "n_steps": 1024},
-    "2 envs x 1024, async": {"n_envs": 2, "n_steps": 1024, "vector": "async"},
+    "2 envs x 1024, async": {"n_envs": 2, "n_steps": 1024, "sampler": "async"},
 }
 
 

@@ -16,14 +16,15 @@ from torch.func import functional_call
 from trpo import checkpoint
 from trpo.checkpoint import CheckpointError
 from trpo.config import TRPOConfig, config_from_dict
-from trpo.envs import EnvFactory, env_factory, make_vector_env, probe_spaces, space_from_json, space_to_json
+from trpo.envs import EnvFactory, env_factory, probe_spaces, space_from_json, space_to_json
 from trpo.errors import Interrupted, NonFiniteEnvError, TrainingStopped, UserError
 from trpo.health import HealthMonitor, dead_unit_fractions
 from trpo.interrupts import GracefulStop
 from trpo.logging import RunLogger
 from trpo.normalization import ObservationNormalizer, RewardScaler
 from trpo.policies import Actor, Critic, make_distribution, observation_dim
-from trpo.rollout import Batch, RolloutCollector, normalize
+from trpo.rollout import Batch, normalize
+from trpo.samplers import Sampler, make_sampler
 from trpo.seeding import rng_state, seed_everything, set_rng_state
 from trpo.trust_region import (
     Candidate,
@@ -90,7 +91,7 @@ class TRPO:
         self.last_rejection = ""
         self.rollout_seconds = 0.0  # wall time spent collecting and updating, over this object's life
         self.update_seconds = 0.0
-        self._collector: RolloutCollector | None = None
+        self._collector: Sampler | None = None
         self._resume_state: tuple[dict[str, Any], dict[str, Tensor]] | None = None
 
     # ------------------------------------------------------------------ training
@@ -171,20 +172,19 @@ class TRPO:
         """The health alarms that fired during training, in order (name, update, step, message, fix)."""
         return self.health.summary()
 
-    def _skip_batch(self, collector: RolloutCollector, reason: str) -> None:
+    def _skip_batch(self, collector: Sampler, reason: str) -> None:
         """on_nonfinite=skip_batch: drop the rollout, restart every episode, count the rejection."""
         self.skipped_batches += 1
         self.rejected_in_a_row += 1
         self.last_rejection = reason
         collector.reset(seed=self.config.seed + 7919 * self.skipped_batches)
 
-    def _rollout_collector(self) -> RolloutCollector:
+    def _rollout_collector(self) -> Sampler:
         if self._collector is None:
             cfg = self.config
-            envs = make_vector_env(self.env_fn, cfg.n_envs, cfg.vector)
-            collector = RolloutCollector(
-                envs, self.actor, self.critic, self.obs_normalizer, self.reward_scaler,
-                cfg.n_steps, self.generator, cfg.sde_sample_freq,
+            collector = make_sampler(
+                cfg, self.env_fn, (self.observation_space, self.action_space), self.actor, self.critic,
+                self.obs_normalizer, self.reward_scaler, self.generator,
             )  # fmt: skip
             resume, self._resume_state = self._resume_state, None
             if resume is None or not collector.restore(*resume):
@@ -194,9 +194,9 @@ class TRPO:
         return self._collector
 
     def close(self) -> None:
-        """Close the training environments."""
+        """Close the training environments (and the sampler's workers)."""
         if self._collector is not None:
-            self._collector.envs.close()
+            self._collector.close()
             self._collector = None
 
     def update(self, batch: Batch) -> dict[str, float]:
@@ -335,7 +335,7 @@ class TRPO:
         return float((self.critic(obs) - returns).pow(2).mean())
 
     def _row(
-        self, diagnostics: dict[str, float], collector: RolloutCollector, rollout_s: float, update_s: float
+        self, diagnostics: dict[str, float], collector: Sampler, rollout_s: float, update_s: float
     ) -> dict[str, float]:
         stats = collector.stats
         return {
@@ -348,6 +348,7 @@ class TRPO:
             "rollout/ep_len_mean": float(np.mean(stats.lengths)) if stats.lengths else math.nan,
             "rollout/episodes": float(stats.episodes),
             "rollout/skipped_batches": float(self.skipped_batches),
+            **collector.diagnostics(),
             **diagnostics,
         }
 

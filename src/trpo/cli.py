@@ -149,15 +149,17 @@ def train(argv: list[str]) -> int:
     global _current_run_dir
     _current_run_dir = run_dir
     start, start_steps = time.perf_counter(), agent.num_steps
-    agent.learn(
-        config.total_steps,
-        run_dir=run_dir,
-        progress_bar=not (args.quiet or args.json_lines),
-        table_every=0 if args.quiet else args.table_every,
-        json_lines=args.json_lines,
-    )
-    wall = time.perf_counter() - start
-    agent.close()
+    try:
+        agent.learn(
+            config.total_steps,
+            run_dir=run_dir,
+            progress_bar=not (args.quiet or args.json_lines),
+            table_every=0 if args.quiet else args.table_every,
+            json_lines=args.json_lines,
+        )
+        wall = time.perf_counter() - start
+    finally:
+        agent.close()  # environments, and with sampler=ray the workers and the local Ray instance
     summary: dict[str, object] = {
         "env_id": env_id,
         "algo": agent.algo,

@@ -55,8 +55,16 @@ class TRPOConfig:
     """Number of environments in the vector env."""
     n_steps: int = 128
     """Steps per environment per update (batch size = n_envs * n_steps)."""
-    vector: Literal["sync", "async"] = "sync"
-    """Vector env: 'sync' (in-process) or 'async' (one subprocess per environment)."""
+    sampler: Literal["sync", "async", "ray"] = "sync"
+    """Where the environments run: 'sync' (in-process vector env), 'async' (one subprocess per environment)
+    or 'ray' (Ray actors, see workers; needs `pip install 'trpo[ray]'`). Replaces the former `vector` key."""
+    workers: int = 2
+    """sampler=ray: number of Ray worker actors; the n_envs environments are split evenly among them."""
+    worker_cpus: float = 1.0
+    """sampler=ray: CPUs Ray reserves for each worker actor (num_cpus)."""
+    ray_address: str = ""
+    """sampler=ray: address of an existing Ray cluster ('auto': the one this machine joined with `ray start`);
+    empty starts a local Ray instance with this machine's CPUs."""
 
     # --- critic ---
     vf_lr: float = 1e-3
@@ -174,7 +182,17 @@ class TRPOConfig:
                 self.fvp_method in typing.get_args(FvpMethod),
                 f"fvp_method must be one of {', '.join(typing.get_args(FvpMethod))} (got {self.fvp_method!r})",
             ),
-            (self.vector in ("sync", "async"), f"vector must be 'sync' or 'async' (got {self.vector!r})"),
+            (
+                self.sampler in ("sync", "async", "ray"),
+                f"sampler must be 'sync', 'async' or 'ray' (got {self.sampler!r})",
+            ),
+            (self.workers >= 1, f"workers must be >= 1 (got {self.workers})"),
+            (self.worker_cpus > 0, f"worker_cpus must be > 0 (got {self.worker_cpus})"),
+            (
+                self.sampler != "ray" or self.n_envs % self.workers == 0,
+                f"n_envs must be a multiple of workers with sampler=ray (got n_envs={self.n_envs}, "
+                f"workers={self.workers}); each worker runs n_envs / workers environments",
+            ),
             (self.sde_sample_freq >= 0, f"sde_sample_freq must be >= 0 (got {self.sde_sample_freq})"),
             (self.clip_obs > 0, f"clip_obs must be > 0 (got {self.clip_obs})"),
             (self.clip_reward > 0, f"clip_reward must be > 0 (got {self.clip_reward})"),
@@ -205,6 +223,11 @@ class TRPOConfig:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+        if self.sampler == "ray":
+            try:
+                import ray  # noqa: F401
+            except ImportError:
+                raise ConfigError("sampler=ray needs Ray, which is not installed: pip install 'trpo[ray]'") from None
         return self
 
     def replace(self, **changes: Any) -> TRPOConfig:
@@ -254,6 +277,7 @@ def config_from_dict(values: Mapping[str, Any], base: TRPOConfig | None = None, 
     hints = typing.get_type_hints(TRPOConfig)
     fields = {f.name for f in dataclasses.fields(TRPOConfig)}
     changes = {}
+    values = _renamed_keys(values)
     for key, value in values.items():
         if key not in fields:
             close = [f for f in sorted(fields) if f.split("_")[0] == str(key).split("_")[0]]
@@ -261,6 +285,20 @@ def config_from_dict(values: Mapping[str, Any], base: TRPOConfig | None = None, 
             raise ConfigError(f"{source}: unknown config key {key!r}{hint}; `trpo train --help` lists the fields")
         changes[key] = _coerce(f"{source}: {key}", value, hints[key])
     return dataclasses.replace(base, **changes)
+
+
+RENAMED_KEYS = {"vector": "sampler"}
+"""Former config keys still read from YAML files and checkpoints: old name -> new name."""
+
+
+def _renamed_keys(values: Mapping[str, Any]) -> dict[str, Any]:
+    """`values` with former key names replaced by the current ones (the current name wins if both are given)."""
+    out = dict(values)
+    for old, new in RENAMED_KEYS.items():
+        if old in out:
+            value = out.pop(old)
+            out.setdefault(new, value)
+    return out
 
 
 def load_yaml_config(path: str | Path, base: TRPOConfig | None = None) -> TRPOConfig:

@@ -17,11 +17,17 @@ class RunningMeanStd:
     def update(self, batch: NDArray[np.floating]) -> None:
         """Merge a batch [B, *shape] into the statistics."""
         batch = np.asarray(batch, dtype=np.float64)
-        b_count = batch.shape[0]
+        if batch.shape[0] == 0:
+            return
+        self.merge(batch.shape[0], batch.mean(axis=0), batch.var(axis=0))
+
+    def merge(self, b_count: float, b_mean: NDArray[np.float64], b_var: NDArray[np.float64]) -> None:
+        """Merge the statistics of another stream (count, mean, population variance) into these.
+
+        Chan et al.: n = n_a + n_b, mean = mean_a + d n_b / n, M2 = M2_a + M2_b + d^2 n_a n_b / n, d = mean_b - mean_a.
+        """
         if b_count == 0:
             return
-        b_mean = batch.mean(axis=0)
-        b_var = batch.var(axis=0)
         total = self.count + b_count
         delta = b_mean - self.mean
         self.mean = self.mean + delta * (b_count / total)
