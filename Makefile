@@ -19,7 +19,7 @@ $(VENV)/.installed: $(BIN)/activate pyproject.toml
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(BIN)/pip install --quiet -e ".[mujoco,dev]"
+	$(BIN)/pip install --quiet -e ".[mujoco,dev,export]"
 	touch $@
 
 install: $(VENV)/.installed

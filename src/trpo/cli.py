@@ -25,6 +25,7 @@ _current_run_dir: Path | None = None  # the run `trpo train` is writing (for the
 COMMANDS = {
     "train": "train a policy on a Gymnasium environment and write a run directory",
     "eval": "evaluate the policy of a run directory",
+    "export": "export the policy of a run directory as a standalone ONNX model",
 }
 RUN_FILES = ("config.yaml", "progress.csv", "summary.json", "checkpoint", "checkpoint.old", "checkpoint.tmp")
 
@@ -188,6 +189,12 @@ def evaluate_command(argv: list[str]) -> int:
     return 0
 
 
+def export_command(argv: list[str]) -> int:
+    from trpo.export import export_command as run
+
+    return run(argv)
+
+
 def usage() -> str:
     lines = ["usage: trpo COMMAND [ARGS]", "", "commands:"]
     lines += [f"  {name:<8} {text}" for name, text in COMMANDS.items()]
@@ -201,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         print(usage())
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
-    handlers = {"train": train, "eval": evaluate_command}
+    handlers = {"train": train, "eval": evaluate_command, "export": export_command}
     if command not in handlers:
         print(f"error: unknown command {command!r}; choose one of: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
