@@ -25,6 +25,7 @@ _current_run_dir: Path | None = None  # the run `trpo train` is writing (for the
 COMMANDS = {
     "train": "train a policy on a Gymnasium environment and write a run directory",
     "eval": "evaluate the policy of a run directory",
+    "record": "render the policy of a run directory to an MP4 video",
     "export": "export the policy of a run directory as a standalone ONNX model",
 }
 RUN_FILES = ("config.yaml", "progress.csv", "summary.json", "checkpoint", "checkpoint.old", "checkpoint.tmp")
@@ -189,6 +190,12 @@ def evaluate_command(argv: list[str]) -> int:
     return 0
 
 
+def record_command(argv: list[str]) -> int:
+    from trpo.record import record_command as run
+
+    return run(argv)
+
+
 def export_command(argv: list[str]) -> int:
     from trpo.export import export_command as run
 
@@ -208,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         print(usage())
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
-    handlers = {"train": train, "eval": evaluate_command, "export": export_command}
+    handlers = {"train": train, "eval": evaluate_command, "record": record_command, "export": export_command}
     if command not in handlers:
         print(f"error: unknown command {command!r}; choose one of: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
