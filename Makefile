@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 ENV ?= CartPole-v1
 PYTEST_ARGS ?= -m "not slow"
 
-.PHONY: install install-dev train test test-all lint clean
+.PHONY: install install-dev install-render train test test-all lint clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -19,20 +19,32 @@ $(VENV)/.installed: $(BIN)/activate pyproject.toml
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(BIN)/pip install --quiet -e ".[mujoco,dev,ray]"
+	$(BIN)/pip install --quiet -e ".[mujoco,dev,ray,export,record]"
 	touch $@
 
 install: $(VENV)/.installed
 
 install-dev: $(VENV)/.installed-dev
 
+# Headless OpenGL for `trpo record` on MuJoCo environments: Mesa's EGL (software rendering, no display or
+# GPU needed). Installed with apt-get when missing and apt-get can run as root; otherwise says what to install.
+RENDER_DEBS := libegl1 libegl-mesa0 libgl1-mesa-dri
+install-render:
+	@if /sbin/ldconfig -p 2>/dev/null | grep -q libEGL_mesa.so; then \
+		echo "install-render: Mesa EGL is installed"; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(RENDER_DEBS); \
+	else \
+		echo "install-render: install $(RENDER_DEBS) (Debian/Ubuntu) to record MuJoCo videos; the MuJoCo record test is skipped without them"; \
+	fi
+
 train: install
 	$(BIN)/trpo train $(ENV)
 
-test: install-dev
+test: install-dev install-render
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-all: install-dev
+test-all: install-dev install-render
 	$(BIN)/python -m pytest
 
 lint: install-dev

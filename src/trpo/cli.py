@@ -26,6 +26,8 @@ COMMANDS = {
     "train": "train a policy on a Gymnasium environment and write a run directory",
     "eval": "evaluate the policy of a run directory",
     "plot": "plot learning curves of runs (mean and spread over seeds) or one run's diagnostics",
+    "record": "render the policy of a run directory to an MP4 video",
+    "export": "export the policy of a run directory as a standalone ONNX model",
 }
 RUN_FILES = ("config.yaml", "progress.csv", "summary.json", "checkpoint", "checkpoint.old", "checkpoint.tmp")
 
@@ -217,6 +219,18 @@ def plot_command(argv: list[str]) -> int:
     return 0
 
 
+def record_command(argv: list[str]) -> int:
+    from trpo.record import record_command as run
+
+    return run(argv)
+
+
+def export_command(argv: list[str]) -> int:
+    from trpo.export import export_command as run
+
+    return run(argv)
+
+
 def usage() -> str:
     lines = ["usage: trpo COMMAND [ARGS]", "", "commands:"]
     lines += [f"  {name:<8} {text}" for name, text in COMMANDS.items()]
@@ -230,7 +244,13 @@ def main(argv: list[str] | None = None) -> int:
         print(usage())
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
-    handlers = {"train": train, "eval": evaluate_command, "plot": plot_command}
+    handlers = {
+        "train": train,
+        "eval": evaluate_command,
+        "plot": plot_command,
+        "record": record_command,
+        "export": export_command,
+    }
     if command not in handlers:
         print(f"error: unknown command {command!r}; choose one of: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2

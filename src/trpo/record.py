@@ -1,0 +1,196 @@
+"""`trpo record`: episodes of a run's policy rendered to one MP4 file, on a machine without display or GPU.
+
+Frames come from the environment's `render_mode="rgb_array"` (pygame surfaces for classic control,
+MuJoCo's offscreen renderer for MuJoCo) and go straight to ffmpeg through imageio (the ffmpeg binary
+ships inside the imageio-ffmpeg wheel), one frame after each reset and each step, all episodes in one
+file. Gymnasium's RecordVideo wrapper would need moviepy and writes one file per episode.
+
+MuJoCo needs an OpenGL context without a window: `MUJOCO_GL=egl` (Mesa's EGL renders in software when
+there is no GPU) or `osmesa`. Unless the user chose one, `configure_headless_rendering` picks EGL, or
+OSMesa where only OSMesa is installed, before any MuJoCo environment is made.
+"""
+
+from __future__ import annotations
+
+import ctypes.util
+import dataclasses
+import os
+import warnings
+from collections.abc import Callable, MutableMapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import gymnasium as gym
+import numpy as np
+import tyro
+
+from trpo.envs import env_factory
+from trpo.errors import UserError
+
+if TYPE_CHECKING:
+    from trpo.algorithm import TRPO
+
+INSTALL_HINT = "pip install 'trpo[record]'"
+RENDER_HINT = (
+    "install a headless OpenGL library: `make install-render` (Debian/Ubuntu: apt-get install libegl1 "
+    "libegl-mesa0 libgl1-mesa-dri), or libosmesa6 with MUJOCO_GL=osmesa"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordArgs:
+    """Render episodes of the trained policy of a run directory to an MP4 video (no display needed)."""
+
+    run_dir: tyro.conf.Positional[Path]
+    """Run directory written by `trpo train` (or a saved model directory)."""
+    out: Path | None = None
+    """Output MP4 file (default: RUN_DIR/video.mp4)."""
+    episodes: int = 1
+    """Number of episodes, one after the other in the same video."""
+    seed: int | None = None
+    """Seed of the first episode (default: the run's seed + 1000, as `trpo eval`)."""
+    stochastic: bool = False
+    """Sample actions instead of taking the most likely one."""
+    fps: int | None = None
+    """Frames per second of the video (default: the environment's render_fps)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Recording:
+    """What `record` wrote: the file, its frame count and rate, and each episode's return and length."""
+
+    path: Path
+    frames: int
+    fps: int
+    returns: list[float]
+    lengths: list[int]
+
+
+def configure_headless_rendering(environ: MutableMapping[str, str] = os.environ) -> str:
+    """Choose rendering backends that need no display, unless the user chose: MUJOCO_GL=egl (osmesa when
+    only libOSMesa is installed), and SDL's dummy video driver for pygame when there is no display.
+    Must run before MuJoCo's renderer is created. Returns the MuJoCo backend."""
+    if not environ.get("MUJOCO_GL"):
+        has_egl = ctypes.util.find_library("EGL") is not None
+        environ["MUJOCO_GL"] = "osmesa" if not has_egl and ctypes.util.find_library("OSMesa") else "egl"
+    if not environ.get("DISPLAY") and not environ.get("WAYLAND_DISPLAY"):
+        environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    return environ["MUJOCO_GL"]
+
+
+def _require_imageio() -> Any:
+    try:
+        import imageio.v2 as imageio
+        import imageio_ffmpeg  # noqa: F401
+    except ImportError as exc:
+        raise UserError(f"trpo record needs {exc.name}: {INSTALL_HINT}") from None
+    return imageio
+
+
+def check_renders(env: gym.Env, seed: int) -> None:
+    """Reset and render once, turning a missing renderer into a UserError that says how to get one."""
+    name = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
+    try:
+        env.reset(seed=seed)
+        frame = env.render()
+    except gym.error.DependencyNotInstalled as exc:
+        raise UserError(f"rendering {name} needs a missing package: {exc}") from None
+    except Exception as exc:  # MuJoCo's GL context: ImportError, mujoco.FatalError, AttributeError, ...
+        if "mujoco" not in type(env.unwrapped).__module__:
+            raise
+        backend = os.environ.get("MUJOCO_GL")
+        raise UserError(
+            f"rendering {name} with MUJOCO_GL={backend} failed ({type(exc).__name__}: {exc}); {RENDER_HINT}"
+        ) from None
+    if not isinstance(frame, np.ndarray) or frame.ndim != 3:
+        raise UserError(f"{name} did not render an RGB image with render_mode='rgb_array' (got {type(frame)})")
+
+
+def record(
+    agent: TRPO,
+    out: str | Path,
+    episodes: int = 1,
+    seed: int | None = None,
+    deterministic: bool = True,
+    fps: int | None = None,
+    make_env: Callable[[], gym.Env] | None = None,
+) -> Recording:
+    """Render `episodes` episodes of `agent`'s policy into the MP4 file `out` (written beside it, then
+    moved into place). `make_env` makes the environment with `render_mode="rgb_array"` (default: the
+    agent's env id). Episodes are seeded `seed, seed + 1, ...` (default: the run's seed + 1000)."""
+    if episodes < 1:
+        raise UserError(f"--episodes must be >= 1 (got {episodes})")
+    if fps is not None and fps < 1:
+        raise UserError(f"--fps must be >= 1 (got {fps})")
+    imageio = _require_imageio()
+    configure_headless_rendering()
+    if make_env is None:
+        if agent.env_id is None:
+            raise UserError("this model was trained on an environment given as a function: pass make_env=")
+        make_env = env_factory(agent.env_id, render_mode="rgb_array")[0]
+    out = Path(out)
+    if out.is_dir():
+        raise UserError(f"--out {out} is a directory; give a file name such as {out / 'video.mp4'}")
+    if out.suffix.lower() != ".mp4":
+        raise UserError(f"--out {out} must end in .mp4")
+    base_seed = agent.config.seed + 1000 if seed is None else seed
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # e.g. MuJoCo models' deprecation notices
+        try:
+            env = make_env()
+        except RuntimeError as exc:  # `import mujoco` refuses an invalid MUJOCO_GL
+            if "MUJOCO_GL" not in str(exc):
+                raise
+            raise UserError(f"{exc}; use MUJOCO_GL=egl or osmesa (headless) or glfw (with a display)") from None
+    try:
+        check_renders(env, base_seed)
+        rate = fps or int(env.metadata.get("render_fps") or 30)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.stem}.tmp.mp4")
+        returns: list[float] = []
+        lengths: list[int] = []
+        frames = 0
+        try:
+            writer = imageio.get_writer(tmp, format="FFMPEG", fps=rate, codec="libx264", macro_block_size=2)
+            try:
+                for i in range(episodes):
+                    obs, _ = env.reset(seed=base_seed + i)
+                    total, length, done = 0.0, 0, False
+                    writer.append_data(env.render())
+                    frames += 1
+                    while not done:
+                        action = agent.predict(obs, deterministic=deterministic)
+                        obs, reward, terminated, truncated, _ = env.step(action)
+                        writer.append_data(env.render())
+                        frames += 1
+                        total += float(reward)
+                        length += 1
+                        done = terminated or truncated
+                    returns.append(total)
+                    lengths.append(length)
+            finally:
+                writer.close()
+            os.replace(tmp, out)
+        finally:
+            tmp.unlink(missing_ok=True)
+    finally:
+        env.close()
+    return Recording(out, frames, rate, returns, lengths)
+
+
+def record_command(argv: list[str]) -> int:
+    """`trpo record RUN_DIR [--out FILE.mp4] [--episodes N] [--seed S] [--stochastic] [--fps F]`."""
+    from trpo.algorithm import TRPO
+    from trpo.cli import _parse
+
+    args = _parse(RecordArgs, argv, "trpo record")
+    _require_imageio()
+    agent = TRPO.load(args.run_dir)
+    out = args.out if args.out is not None else args.run_dir / "video.mp4"
+    result = record(agent, out, args.episodes, args.seed, not args.stochastic, args.fps)
+    returns = ", ".join(f"{r:.1f}" for r in result.returns)
+    print(
+        f"wrote {result.path}: {len(result.returns)} episode(s), {result.frames} frames at {result.fps} fps "
+        f"({result.frames / result.fps:.1f} s); returns {returns}"
+    )
+    return 0
