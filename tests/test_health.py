@@ -53,6 +53,7 @@ def healthy_row(**changes: float) -> dict[str, float]:
     row = {
         "train/entropy": 0.6, "train/entropy_change": -0.01, "train/line_search_success": 1.0,
         "train/kl_max": 0.05, "train/cg_residual": 1e-3, "train/explained_variance": 0.5, "train/adv_std": 1.0,
+        "train/return_mean": 10.0, "train/return_std": 3.0,
     }  # fmt: skip
     return {**row, **changes}
 
@@ -71,6 +72,13 @@ def test_monitor_fires_after_the_streak_once_and_counts_updates_held() -> None:
     restored = HealthMonitor(TRPOConfig(alarm_ev_updates=3), gaussian=False, action_dims=1)
     restored.load_state(json.loads(json.dumps(monitor.state())))
     assert restored.state() == monitor.state()
+
+
+def test_negative_explained_variance_of_near_constant_returns_is_not_an_alarm() -> None:
+    """A solved CartPole: returns ~100 +- 0.01, so explained variance is noise around 0."""
+    monitor = HealthMonitor(TRPOConfig(alarm_ev_updates=2), gaussian=False, action_dims=1)
+    row = healthy_row(**{"train/explained_variance": -5.0, "train/return_mean": 100.0, "train/return_std": 0.01})
+    assert not any(monitor.observe(row, update, update)[1] for update in range(1, 10))
 
 
 def test_a_healthy_row_fires_nothing() -> None:

@@ -3,6 +3,8 @@ the `vector` -> `sampler` rename, and the message when Ray is missing (no Ray ne
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -111,3 +113,18 @@ def test_ray_sampler_without_ray_says_how_to_install(
     assert err.startswith("error: ") and err.count("\n") == 1
     assert "pip install 'trpo[ray]'" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_unreachable_cluster_is_one_line_before_the_run_dir_exists(tmp_path: Path) -> None:
+    """`--ray-address auto` with no cluster running (test_ray.py's local instance is shut down by then)."""
+    if not os.environ.get("CI"):  # CI installs the ray extra: there it must run
+        pytest.importorskip("ray")
+    run_dir = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "trpo.cli", "train", "CartPole-v1", "--sampler", "ray", "--ray-address", "auto",
+         "--run-dir", str(run_dir), "--quiet"],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "RAY_ADDRESS": ""},
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: cannot connect to the Ray cluster") and "ray start --head" in result.stderr
+    assert not run_dir.exists()

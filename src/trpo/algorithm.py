@@ -179,6 +179,11 @@ class TRPO:
         self.last_rejection = reason
         collector.reset(seed=self.config.seed + 7919 * self.skipped_batches)
 
+    def start_sampler(self) -> Sampler:
+        """Create the sampler now rather than at the start of `learn()`: its environments, and with
+        sampler=ray the connection to Ray and the workers, so that their errors surface early."""
+        return self._rollout_collector()
+
     def _rollout_collector(self) -> Sampler:
         if self._collector is None:
             cfg = self.config
@@ -294,6 +299,8 @@ class TRPO:
             "train/value_loss_before": value_loss_before,
             "train/value_loss": self._value_loss(obs, batch.returns),
             "train/explained_variance": explained_variance(batch.values, batch.returns),
+            "train/return_mean": float(batch.returns.mean()),
+            "train/return_std": float(batch.returns.std()),
             "train/adv_mean": float(batch.advantages.mean()),
             "train/adv_std": float(batch.advantages.std()),
             "train/adv_abs_max": float(batch.advantages.abs().max()),

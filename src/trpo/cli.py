@@ -143,6 +143,8 @@ def train(argv: list[str]) -> int:
         assert args.env_id is not None
         config = args.hp.validate()
         agent = TRPO(args.env_id, config)  # checks the env id and its spaces before anything is written
+        if config.sampler == "ray":
+            agent.start_sampler()  # a Ray cluster that cannot be reached is reported before the run dir exists
         env_id = args.env_id
         run_dir = _prepare_run_dir(args, env_id, config.seed)
         print(f"preset: {preset or 'none (TRPOConfig defaults)'}", file=sys.stderr)

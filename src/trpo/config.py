@@ -135,7 +135,10 @@ class TRPOConfig:
     """entropy_collapse: exploration below this fraction of the first update's (Gaussian: ratio of
     geometric-mean std; discrete: ratio of entropies)."""
     alarm_ev_updates: int = 20
-    """critic_not_learning: explained variance of the critic's values < 0 for this many updates in a row."""
+    """critic_not_learning: explained variance of the critic's values < 0 for this many updates in a row ..."""
+    alarm_ev_min_return_cv: float = 0.01
+    """... while the returns vary: their std over the batch above this fraction of |mean| (explained variance
+    means nothing for near-constant returns, e.g. a solved CartPole)."""
     alarm_dead_units: float = 0.1
     """dead_units: more than this fraction of a ReLU-family hidden layer (actor or critic) is dead."""
     alarm_adv_std: float = 1e-6
@@ -217,6 +220,10 @@ class TRPOConfig:
                 f"alarm_entropy_ratio must be in [0, 1) (got {self.alarm_entropy_ratio})",
             ),
             (self.alarm_ev_updates >= 1, f"alarm_ev_updates must be >= 1 (got {self.alarm_ev_updates})"),
+            (
+                self.alarm_ev_min_return_cv >= 0,
+                f"alarm_ev_min_return_cv must be >= 0 (got {self.alarm_ev_min_return_cv})",
+            ),
             (0 <= self.alarm_dead_units <= 1, f"alarm_dead_units must be in [0, 1] (got {self.alarm_dead_units})"),
             (self.alarm_adv_std >= 0, f"alarm_adv_std must be >= 0 (got {self.alarm_adv_std})"),
         ]

@@ -97,7 +97,10 @@ ALARMS: tuple[Alarm, ...] = (
         "critic_not_learning",
         "the critic explains none of the return's variance, so advantages are biased noise",
         "raise vf_epochs or vf_lr, normalise rewards (normalize_reward), or lower gamma",
-        lambda row, cfg: row["train/explained_variance"] < 0,
+        lambda row, cfg: (
+            row["train/explained_variance"] < 0
+            and row["train/return_std"] > cfg.alarm_ev_min_return_cv * abs(row["train/return_mean"])
+        ),
         lambda cfg: cfg.alarm_ev_updates,
     ),
     Alarm(
