@@ -109,6 +109,21 @@ def test_help_lists_every_config_field() -> None:
         assert "--" + field.name.replace("_", "-") in result.stdout
 
 
+def test_help_for_an_env_shows_its_preset_defaults() -> None:
+    import re
+
+    def n_envs_default(*argv: str) -> str:
+        result = run("train", *argv, "--help")
+        assert result.returncode == 0
+        text = re.sub(r"[│\s]+", " ", result.stdout)
+        match = re.search(r"--n-envs INT .*?\(default: (\d+)\)", text)
+        assert match is not None, text
+        return match.group(1)
+
+    assert n_envs_default() == "16"  # TRPOConfig's default
+    assert n_envs_default("CartPole-v1") == "8"  # the CartPole-v1 preset
+
+
 def assert_clean_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
     assert result.returncode == 2, (result.stdout, result.stderr)
     lines = [line for line in result.stderr.splitlines() if line.strip()]

@@ -94,8 +94,17 @@ def _parse(cls: type[T], argv: list[str], prog: str, default: T | None = None) -
 
 
 def _parse_train(argv: list[str]) -> tuple[TrainArgs, str | None]:
-    """Parse twice: first to learn the env id and --config, then with preset + file as defaults."""
-    first = _parse(TrainArgs, argv, "trpo train")
+    """Parse twice: first to learn the env id and --config, then with preset + file as defaults
+    (so `trpo train ENV_ID --help` shows the defaults that will apply to ENV_ID)."""
+    without_help = [a for a in argv if a not in ("-h", "--help")]
+    if len(without_help) < len(argv):
+        try:
+            first = _parse(TrainArgs, without_help, "trpo train")
+        except UserError:
+            first = None
+        if first is None or first.env_id is None or first.resume is not None:
+            _parse(TrainArgs, argv, "trpo train")  # prints the plain help and exits
+    first = _parse(TrainArgs, without_help, "trpo train")
     if first.resume is not None:
         return first, None
     if first.env_id is None:
