@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import sys
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -29,8 +30,29 @@ def check_env_id(env_id: str) -> None:
         ) from None
 
 
+# Warnings MuJoCo >= 4 prints each time Gymnasium's own MuJoCo models are compiled: not the user's to fix.
+MUJOCO_ASSET_NOISE = ("compiler attribute 'settotalmass' is deprecated",)
+
+
+def mujoco_warning(message: str) -> None:
+    """MuJoCo's warning handler in trpo's processes: to stderr, without the known asset noise."""
+    if not message.startswith(MUJOCO_ASSET_NOISE):
+        print(f"MuJoCo warning: {message}", file=sys.stderr)
+
+
+def _route_mujoco_warnings(env_id: str) -> None:
+    """Install `mujoco_warning` (unless the user installed a handler) before making a MuJoCo env."""
+    if "mujoco" not in str(gym.spec(env_id).entry_point):
+        return
+    import mujoco
+
+    if mujoco.get_mju_user_warning() is None:
+        mujoco.set_mju_user_warning(mujoco_warning)
+
+
 def _make_registered(env_id: str, **kwargs: Any) -> gym.Env:
     try:
+        _route_mujoco_warnings(env_id)
         return gym.make(env_id, **kwargs)
     except gym.error.DependencyNotInstalled as exc:
         raise UserError(f"environment {env_id!r} needs a missing package: {exc}") from None
