@@ -26,6 +26,7 @@ COMMANDS = {
     "train": "train a policy on a Gymnasium environment and write a run directory",
     "eval": "evaluate the policy of a run directory",
     "plot": "plot learning curves of runs (mean and spread over seeds) or one run's diagnostics",
+    "compare": "train TRPO, NPG and PPO over seeds on one environment and tabulate the measured claims",
 }
 RUN_FILES = ("config.yaml", "progress.csv", "summary.json", "checkpoint", "checkpoint.old", "checkpoint.tmp")
 
@@ -219,6 +220,15 @@ def plot_command(argv: list[str]) -> int:
     return 0
 
 
+def compare_command(argv: list[str]) -> int:
+    from trpo.compare import CompareArgs, compare
+
+    args = _parse(CompareArgs, argv, "trpo compare")
+    print(compare(args), end="")
+    print(f"wrote {args.out / 'compare.md'}, compare.csv and compare.png")
+    return 0
+
+
 def usage() -> str:
     lines = ["usage: trpo COMMAND [ARGS]", "", "commands:"]
     lines += [f"  {name:<8} {text}" for name, text in COMMANDS.items()]
@@ -232,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         print(usage())
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
-    handlers = {"train": train, "eval": evaluate_command, "plot": plot_command}
+    handlers = {"train": train, "eval": evaluate_command, "plot": plot_command, "compare": compare_command}
     if command not in handlers:
         print(f"error: unknown command {command!r}; choose one of: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
