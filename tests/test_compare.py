@@ -4,6 +4,7 @@ end-to-end comparison whose Markdown, CSV and PNG are checked."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 from pathlib import Path
 
@@ -46,6 +47,12 @@ def test_plan_runs_each_sweep_for_the_algorithms_that_use_the_field(tmp_path: Pa
     # CartPole's TRPO preset has max_kl 0.02: that sweep point reuses the preset's runs
     assert len({job.run_dir for job in jobs}) == len(jobs) - 2 * 2
     assert all(job.config.eval_every == 1 and job.config.total_steps == 10_240 for job in jobs)  # 10 updates / 20
+    shared = tmp_path / "shared.yaml"
+    shared.write_text("hidden_sizes: [32]\nalgo: trpo\n")
+    jobs, _ = plan(dataclasses.replace(args, config=shared, sweep=()))
+    assert {(job.algo, job.config.algo, job.config.hidden_sizes) for job in jobs} == {
+        (a, a, (32,)) for a in ("trpo", "ppo", "npg")
+    }  # the file applies to every algorithm but does not change which one runs
 
 
 @pytest.mark.parametrize(
@@ -93,6 +100,7 @@ def test_tiny_comparison_writes_table_csv_and_png(tmp_path: Path, capsys: pytest
     assert int(rows[("trpo", "updates")]["n"]) == 1 and float(rows[("trpo", "updates")]["mean"]) == 2
     assert float(rows[("ppo", "final_return")]["values"]) == float(rows[("ppo", "final_return")]["mean"])
     assert rows[("ppo", "line_search_failures")]["n"] == "0"  # PPO has no line search
+    assert rows[("ppo", "updates_over_delta")]["n"] == "0" and float(rows[("trpo", "updates_over_delta")]["mean"]) == 0
     assert float(rows[("trpo", "kl_max")]["mean"]) <= 0.02 + 1e-9  # TRPO's preset delta for CartPole
     assert {("ppo clip_range=0.1", "final_return"), ("ppo clip_range=0.2", "final_return")} <= rows.keys()
     for png in ("compare.png", "compare-sweep.png"):

@@ -55,6 +55,9 @@ class CompareArgs:
     """Seeds per algorithm (0 .. seeds-1)."""
     total_steps: int | None = None
     """Environment steps per run (default: the preset's total_steps of each algorithm)."""
+    config: Path | None = None
+    """YAML file of config fields applied to every algorithm on top of its preset (e.g. the same network
+    and rollouts for all, so that only the policy update differs)."""
     out: Path = Path("runs/compare")
     """Output directory: runs/, compare.md, compare.csv, compare.png."""
     workers: int = dataclasses.field(default_factory=default_workers)
@@ -108,6 +111,9 @@ METRICS: tuple[tuple[str, str, int], ...] = (
     ("kl_max", "max KL of an update", 4),
     ("fraction_lowered", "fraction of evaluation intervals that lowered the return", 2),
     ("worst_drop", "worst drop between consecutive evaluations", 1),
+    ("updates_over_delta", "fraction of updates with KL > delta (TRPO, NPG)", 2),
+    ("max_kl_over_delta", "max KL / delta (TRPO, NPG)", 2),
+    ("backtracks", "line-search backtracks per run (TRPO)", 1),
     ("line_search_failures", "line-search failures (TRPO)", 1),
 )
 SWEEP_METRICS = ("final_return", "return_50", "kl_mean", "kl_max", "fraction_lowered", "worst_drop")
@@ -121,6 +127,8 @@ def run_metrics(run: Run, summary_return: float, total_steps: int, threshold: fl
     curve = c[EVAL] if EVAL in c and not np.isnan(c[EVAL]).all() else c[TRAIN_RETURN]
     train_s = c["time/rollout_s"] + c["time/update_s"]
     success = c.get("train/line_search_success")
+    over = c.get("train/kl_over_delta")  # absent for PPO, which has no delta
+    backtracks = c.get("train/backtracks")
     return {
         "final_return": summary_return,
         **{f"return_{p}": value_at(steps, curve, p / 100 * total_steps) for p in (25, 50, 75)},
@@ -133,6 +141,9 @@ def run_metrics(run: Run, summary_return: float, total_steps: int, threshold: fl
         "kl_max": float(np.nanmax(c["train/kl"])),
         "fraction_lowered": fraction_lowered(curve),
         "worst_drop": worst_drop(curve),
+        "updates_over_delta": math.nan if over is None else float(np.mean(over > 1)),
+        "max_kl_over_delta": math.nan if over is None else float(np.nanmax(over)),
+        "backtracks": math.nan if backtracks is None else float(np.nansum(backtracks)),
         "line_search_failures": math.nan if success is None else float((success == 0).sum()),
     }
 
@@ -176,6 +187,8 @@ def plan(args: CompareArgs) -> tuple[list[Job], list[tuple[str, list[Any], list[
     run_dirs: dict[TRPOConfig, Path] = {}  # a swept value equal to the preset's reuses the preset's run
     for algo, changes in variants:
         config, _ = preset_config(args.env_id, algo=algo)
+        if args.config is not None:
+            config = load_yaml_config(args.config, base=config).replace(algo=algo)
         config = config.replace(**dict(changes))
         total = args.total_steps or config.total_steps
         updates = math.ceil(total / config.batch_size)
