@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from trpo.parallel import train_command
+
 
 @dataclass
 class Run:
@@ -42,10 +44,8 @@ class Run:
 
 def train(env_id: str, seed: int, steps: int, out: Path, extra: list[str]) -> Path:
     run_dir = out / env_id / f"seed-{seed}"
-    command = [
-        sys.executable, "-m", "trpo.cli", "train", env_id, "--seed", str(seed), "--total-steps", str(steps),
-        "--run-dir", str(run_dir), "--force", "--quiet", "--eval-episodes", "10", *extra,
-    ]  # fmt: skip
+    flags = ["--seed", str(seed), "--total-steps", str(steps), "--eval-episodes", "10", *extra]
+    command = train_command(env_id, run_dir, flags)
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"{shlex.join(command)} failed:\n{result.stderr}")

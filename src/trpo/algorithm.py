@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -13,19 +13,20 @@ from gymnasium import spaces
 from torch import Tensor
 from torch.func import functional_call
 
-from trpo import checkpoint
-from trpo.checkpoint import CheckpointError
-from trpo.config import TRPOConfig, config_from_dict
-from trpo.envs import EnvFactory, env_factory, probe_spaces, space_from_json, space_to_json
-from trpo.errors import Interrupted, NonFiniteEnvError, TrainingStopped, UserError
+from trpo import persistence
+from trpo.config import TRPOConfig
+from trpo.envs import EnvFactory, env_factory, probe_spaces
+from trpo.errors import ConfigError, Interrupted, NonFiniteEnvError, TrainingStopped
+from trpo.evaluation import evaluate as evaluate_policy
 from trpo.health import HealthMonitor, dead_unit_fractions
 from trpo.interrupts import GracefulStop
 from trpo.logging import RunLogger
 from trpo.normalization import ObservationNormalizer, RewardScaler
 from trpo.policies import Actor, Critic, make_distribution, observation_dim
+from trpo.policy_update import NaturalGradient, PolicyBatch
 from trpo.rollout import Batch, normalize
 from trpo.samplers import Sampler, make_sampler
-from trpo.seeding import rng_state, seed_everything, set_rng_state
+from trpo.seeding import seed_everything
 from trpo.trust_region import (
     Candidate,
     FullStep,
@@ -53,14 +54,28 @@ class TRPO:
     >>> agent = TRPO("CartPole-v1", TRPOConfig(total_steps=100_000), seed=0)
     >>> agent.learn()
     >>> agent.save("runs/cartpole")
+
+    `NPG` and `PPO` are subclasses that replace only the policy step (`_policy_step`); `make_agent`
+    picks the class from `config.algo`, and `TRPO.load` returns the class a checkpoint was saved from.
     """
 
-    algo = "trpo"
+    algo: ClassVar[str] = "trpo"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        ALGORITHMS[cls.algo] = cls
 
     def __init__(self, env: str | EnvFactory, config: TRPOConfig | None = None, seed: int | None = None) -> None:
         config = config if config is not None else TRPOConfig()
         if seed is not None:
             config = config.replace(seed=seed)
+        if config.algo != self.algo:
+            if config.algo != "trpo":  # the default: a plain TRPOConfig given to NPG or PPO
+                raise ConfigError(
+                    f"config.algo is {config.algo!r} but this is the {type(self).__name__} class; use "
+                    f"{ALGORITHMS[config.algo].__name__}, or trpo.make_agent(env, config) which follows config.algo"
+                )
+            config = config.replace(algo=self.algo)
         self.config = config.validate()
         self.env_fn, self.env_id = env_factory(env)
         observation_space, action_space = probe_spaces(self.env_fn)
@@ -93,6 +108,14 @@ class TRPO:
         self.update_seconds = 0.0
         self._collector: Sampler | None = None
         self._resume_state: tuple[dict[str, Any], dict[str, Tensor]] | None = None
+        self._build_policy_update()
+
+    def _build_policy_update(self) -> None:
+        """Create what the policy step keeps between updates (PPO: the actor's optimiser); TRPO: none."""
+
+    def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """The optimisers whose state is checkpointed, by the name their tensors are saved under."""
+        return {"critic_optimizer": self.critic_optimizer}
 
     # ------------------------------------------------------------------ training
 
@@ -149,6 +172,8 @@ class TRPO:
                     rejected = bool(diagnostics["train/nonfinite_rejected"])
                     self.rejected_in_a_row = self.rejected_in_a_row + 1 if rejected else 0
                     row = self._row(diagnostics, collector, rollout_s, update_s)
+                    if cfg.eval_every:
+                        row.update(self._periodic_eval())
                     health, fired = self.health.observe(row, self.num_updates, self.num_steps)
                     logger.log({**row, **health})
                     for alarm in fired:
@@ -166,6 +191,15 @@ class TRPO:
                     raise Interrupted(stop.signum, self.num_steps)
         checkpoint()
         return self
+
+    def _periodic_eval(self) -> dict[str, float]:
+        """eval/mean_return of `eval_every_episodes` deterministic episodes every `eval_every` updates
+        (NaN on the others, so every progress.csv row has the same keys); no training randomness is used."""
+        if self.num_updates % self.config.eval_every != 0:
+            return {"eval/mean_return": math.nan, "time/eval_s": 0.0}
+        start = time.perf_counter()
+        result = evaluate_policy(self, episodes=self.config.eval_every_episodes)
+        return {"eval/mean_return": float(result["mean_return"]), "time/eval_s": time.perf_counter() - start}  # type: ignore[arg-type]
 
     @property
     def alarms(self) -> list[dict[str, Any]]:
@@ -205,18 +239,79 @@ class TRPO:
             self._collector = None
 
     def update(self, batch: Batch) -> dict[str, float]:
-        """One TRPO update on an on-policy batch; returns its diagnostics."""
+        """One update on an on-policy batch: the algorithm's policy step (`_policy_step`), then the
+        critic fit; returns the diagnostics of both."""
         cfg, dist = self.config, self.dist
-        obs, actions = batch.obs, batch.actions
+        obs = batch.obs
         adv = normalize(batch.advantages) if cfg.normalize_advantages else batch.advantages
+        with torch.no_grad():  # pi_k: the policy that collected the batch
+            p_k = self.actor(obs)
+            log_prob_k = dist.log_prob(p_k, batch.actions)
+            entropy_k = float(dist.entropy(p_k).mean())
+        diagnostics = self._policy_step(PolicyBatch(obs, batch.actions, adv, p_k, log_prob_k))
 
-        # pi_k: the policy that collected the batch
+        value_loss_before = self._value_loss(obs, batch.returns)
+        self._fit_critic(obs, batch.returns)
+        with torch.no_grad():
+            p_new = self.actor(obs)
+        entropy = float(dist.entropy(p_new).mean())
+        diagnostics.update({
+            "train/entropy": entropy,
+            "train/entropy_change": entropy - entropy_k,
+            "train/value_loss_before": value_loss_before,
+            "train/value_loss": self._value_loss(obs, batch.returns),
+            "train/explained_variance": explained_variance(batch.values, batch.returns),
+            "train/return_mean": float(batch.returns.mean()),
+            "train/return_std": float(batch.returns.std()),
+            "train/adv_mean": float(batch.advantages.mean()),
+            "train/adv_std": float(batch.advantages.std()),
+            "train/adv_abs_max": float(batch.advantages.abs().max()),
+        })  # fmt: skip
+        for name, layers in (("actor", self.actor.features), ("critic", self.critic.net)):
+            for i, fraction in enumerate(dead_unit_fractions(layers, obs)):
+                diagnostics[f"train/dead_units_{name}_{i}"] = fraction
+        if self.actor.gaussian:
+            diagnostics["train/policy_std"] = float(p_new[:, self.dist.param_dim // 2 :].exp().mean())
+        return diagnostics
+
+    def _policy_step(self, b: PolicyBatch) -> dict[str, float]:
+        """TRPO: the natural-gradient step scaled to the KL boundary, then the backtracking line search
+        (DESIGN.md steps 3-7). Returns the step's diagnostics (`train/nonfinite_rejected` is required)."""
+        cfg = self.config
+        ng = self._natural_gradient(b)
+        full = ng.full
+        if full.step is not None:
+            search = backtracking_line_search(
+                ng.evaluate, ng.theta_k, full.step, cfg.max_kl, cfg.backtrack_coef, cfg.backtrack_iters
+            )
+            accepted = search.accepted
+            backtracks = search.backtracks
+            expected_gain = float(ng.g @ full.step)
+        else:
+            accepted, backtracks, expected_gain = False, 0, math.nan
+        if accepted:
+            assert search.theta is not None and search.candidate is not None
+            self._set_actor_params(search.theta)
+            step_norm = float(torch.linalg.vector_norm(search.theta - ng.theta_k))
+            kl, kl_max, gain = search.candidate.kl, search.candidate.kl_max, search.candidate.surrogate_gain
+            step_fraction = cfg.backtrack_coef**backtracks
+            expected_gain *= step_fraction  # the linear model's prediction g^T s for the accepted step
+        else:
+            step_norm, kl, kl_max, gain, step_fraction = 0.0, 0.0, 0.0, 0.0, 0.0
+        return {
+            **ng.step_diagnostics(kl, kl_max, gain, expected_gain, accepted, step_norm, cfg.max_kl),
+            "train/backtracks": float(backtracks),
+            "train/step_fraction": step_fraction,
+            "train/line_search_success": float(accepted),
+        }
+
+    def _natural_gradient(self, b: PolicyBatch) -> NaturalGradient:
+        """g = grad L(theta_k), x = (F + cI)^-1 g by conjugate gradient, and the full step
+        s = sqrt(2 delta / x^T F x) x (None if anything is non-finite or x^T F x <= 0)."""
+        cfg, dist = self.config, self.dist
+        obs, actions, adv, p_k, log_prob_k = b.obs, b.actions, b.adv, b.p_k, b.log_prob_k
         params_k = detached_params(self.actor)
         theta_k = flatten(params_k).to(torch.float64)
-        with torch.no_grad():
-            p_k = self.actor(obs)
-            log_prob_k = dist.log_prob(p_k, actions)
-            entropy_k = float(dist.entropy(p_k).mean())
 
         def policy(theta: Tensor) -> Tensor:
             return functional_call(self.actor, unflatten(theta, params_k), (obs,))
@@ -252,65 +347,7 @@ class TRPO:
             kl = dist.kl(p_k, p)
             return Candidate(float(surrogate(p) - loss_k), float(kl.mean()), float(kl.max()))
 
-        diagnostics: dict[str, float] = {}
-        if full.step is not None:
-            search = backtracking_line_search(
-                evaluate, theta_k, full.step, cfg.max_kl, cfg.backtrack_coef, cfg.backtrack_iters
-            )
-            accepted = search.accepted
-            backtracks = search.backtracks
-            expected_gain = float(g @ full.step)
-        else:
-            accepted, backtracks, expected_gain = False, 0, math.nan
-        if accepted:
-            assert search.theta is not None and search.candidate is not None
-            self._set_actor_params(search.theta)
-            step_norm = float(torch.linalg.vector_norm(search.theta - theta_k))
-            kl, kl_max, gain = search.candidate.kl, search.candidate.kl_max, search.candidate.surrogate_gain
-            step_fraction = cfg.backtrack_coef**backtracks
-            expected_gain *= step_fraction  # the linear model's prediction g^T s for the accepted step
-        else:
-            step_norm, kl, kl_max, gain, step_fraction = 0.0, 0.0, 0.0, 0.0, 0.0
-
-        value_loss_before = self._value_loss(obs, batch.returns)
-        self._fit_critic(obs, batch.returns)
-        with torch.no_grad():
-            p_new = self.actor(obs)
-        entropy = float(dist.entropy(p_new).mean())
-        diagnostics.update({
-            "train/kl": kl,
-            "train/kl_over_delta": kl / cfg.max_kl,
-            "train/kl_max": kl_max,
-            "train/surrogate_gain": gain,
-            "train/expected_gain": expected_gain,
-            "train/gain_ratio": gain / expected_gain if accepted and expected_gain > 0 else math.nan,
-            "train/grad_norm": float(torch.linalg.vector_norm(g)),
-            "train/entropy": entropy,
-            "train/entropy_change": entropy - entropy_k,
-            "train/cg_iters": float(cg.iterations),
-            "train/cg_residual": cg.relative_residual,
-            "train/xFx": full.x_f_x,
-            "train/step_norm": step_norm,
-            "train/backtracks": float(backtracks),
-            "train/step_fraction": step_fraction,
-            "train/line_search_success": float(accepted),
-            "train/step_rejected": float(full.step is None),
-            "train/nonfinite_rejected": float(full.nonfinite),
-            "train/value_loss_before": value_loss_before,
-            "train/value_loss": self._value_loss(obs, batch.returns),
-            "train/explained_variance": explained_variance(batch.values, batch.returns),
-            "train/return_mean": float(batch.returns.mean()),
-            "train/return_std": float(batch.returns.std()),
-            "train/adv_mean": float(batch.advantages.mean()),
-            "train/adv_std": float(batch.advantages.std()),
-            "train/adv_abs_max": float(batch.advantages.abs().max()),
-        })  # fmt: skip
-        for name, layers in (("actor", self.actor.features), ("critic", self.critic.net)):
-            for i, fraction in enumerate(dead_unit_fractions(layers, obs)):
-                diagnostics[f"train/dead_units_{name}_{i}"] = fraction
-        if self.actor.gaussian:
-            diagnostics["train/policy_std"] = float(p_new[:, self.dist.param_dim // 2 :].exp().mean())
-        return diagnostics
+        return NaturalGradient(g, cg, full, theta_k, evaluate)
 
     @torch.no_grad()
     def _set_actor_params(self, theta: Tensor) -> None:
@@ -376,96 +413,33 @@ class TRPO:
             out = out + int(self.action_space.start)
         return out[0] if single else out
 
-    # ------------------------------------------------------------------ persistence
+    # ------------------------------------------------------------------ persistence (trpo.persistence)
 
     def save(self, path: str | Path) -> None:
-        """Save everything needed to act and to continue training exactly: networks, critic optimiser,
+        """Save everything needed to act and to continue training exactly: networks, optimisers,
         normalisers, counters, config, random generators and (when training) the environments' state."""
-        obs_desc, obs_tensors = space_to_json(self.observation_space, "observation_space")
-        act_desc, act_tensors = space_to_json(self.action_space, "action_space")
-        tensors: dict[str, Tensor] = {
-            **{f"actor.{k}": v for k, v in self.actor.state_dict().items()},
-            **{f"critic.{k}": v for k, v in self.critic.state_dict().items()},
-            **{f"obs_rms.{k}": torch.from_numpy(np.asarray(v)) for k, v in self.obs_normalizer.rms.state().items()},
-            **{f"ret_rms.{k}": torch.from_numpy(np.asarray(v)) for k, v in self.reward_scaler.rms.state().items()},
-            **obs_tensors,
-            **act_tensors,
-        }
-        for i, param_state in enumerate(self.critic_optimizer.state_dict()["state"].values()):
-            for key, value in param_state.items():
-                tensors[f"critic_optimizer.{i}.{key}"] = torch.as_tensor(value)
-        state: dict[str, Any] = {
-            "algo": self.algo,
-            "env_id": self.env_id,
-            "config": self.config.to_dict(),
-            "observation_space": obs_desc,
-            "action_space": act_desc,
-            "num_steps": self.num_steps,
-            "num_updates": self.num_updates,
-            "rejected_in_a_row": self.rejected_in_a_row,
-            "skipped_batches": self.skipped_batches,
-            "last_rejection": self.last_rejection,
-            "health": self.health.state(),
-        }
-        state["rng"], rng_tensors = rng_state(self.generator)
-        tensors.update(rng_tensors)
-        if self._collector is not None:
-            state["collector"], collector_tensors = self._collector.state()
-            tensors.update(collector_tensors)
-        checkpoint.save_checkpoint(path, tensors, state)
+        persistence.save_agent(self, path)
 
     @classmethod
     def load(cls, path: str | Path, env: str | EnvFactory | None = None) -> TRPO:
         """Load a model saved by `save` (or the checkpoint of a run directory). No pickle is involved.
 
+        The result is of the class the model was saved from (`TRPO.load` of a PPO run gives a `PPO`).
         `env` is needed to continue training a model whose environment was not given by id.
         """
-        tensors, state = checkpoint.load_checkpoint(path)
-        try:
-            config = config_from_dict(state["config"], source=f"{path} config").validate()
-            observation_space = space_from_json(state["observation_space"], tensors, "observation_space")
-            action_space = space_from_json(state["action_space"], tensors, "action_space")
-            agent = cls.__new__(cls)
-            agent.config = config
-            agent.env_id = state.get("env_id")
-            source = env if env is not None else agent.env_id
-            agent.env_fn = env_factory(source)[0] if source is not None else _no_env
-            agent._build(observation_space, action_space)
-            agent._load_tensors(tensors)
-            agent.num_steps = int(state["num_steps"])
-            agent.num_updates = int(state["num_updates"])
-            agent.rejected_in_a_row = int(state.get("rejected_in_a_row", 0))
-            agent.skipped_batches = int(state.get("skipped_batches", 0))
-            agent.last_rejection = str(state.get("last_rejection", ""))
-            if "health" in state:
-                agent.health.load_state(state["health"])
-            if "rng" in state:
-                set_rng_state(state["rng"], tensors, agent.generator)
-            if "collector" in state:
-                agent._resume_state = (state["collector"], tensors)
-        except (KeyError, ValueError, TypeError, RuntimeError) as exc:
-            if isinstance(exc, UserError):
-                raise
-            raise CheckpointError(f"checkpoint {path} is inconsistent ({type(exc).__name__}: {exc})") from None
-        return agent
-
-    def _load_tensors(self, tensors: dict[str, Tensor]) -> None:
-        def section(prefix: str) -> dict[str, Tensor]:
-            return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-
-        self.actor.load_state_dict(section("actor."))
-        self.critic.load_state_dict(section("critic."))
-        self.obs_normalizer.rms.load_state({k: v.numpy() for k, v in section("obs_rms.").items()})
-        self.reward_scaler.rms.load_state({k: v.numpy() for k, v in section("ret_rms.").items()})
-        optimizer_tensors = section("critic_optimizer.")
-        if optimizer_tensors:
-            opt_state = self.critic_optimizer.state_dict()
-            for i in range(len(list(self.critic.parameters()))):
-                entry = {k.split(".", 1)[1]: v for k, v in optimizer_tensors.items() if k.split(".", 1)[0] == str(i)}
-                if entry:
-                    opt_state["state"][i] = entry
-            self.critic_optimizer.load_state_dict(opt_state)
+        return persistence.load_agent(cls, path, env, ALGORITHMS)
 
 
-def _no_env() -> Any:
-    raise UserError("this model was trained on an environment given as a function: pass env= to TRPO.load")
+ALGORITHMS: dict[str, type[TRPO]] = {"trpo": TRPO}
+"""The learner class of each `algo` (NPG and PPO register themselves by subclassing TRPO)."""
+
+
+def make_agent(env: str | EnvFactory, config: TRPOConfig | None = None, seed: int | None = None) -> TRPO:
+    """A learner of the class `config.algo` names (TRPO, NPG or PPO)."""
+    config = config if config is not None else TRPOConfig()
+    return ALGORITHMS[config.validate().algo](env, config, seed=seed)
+
+
+def load(path: str | Path, env: str | EnvFactory | None = None) -> TRPO:
+    """Load any saved model (TRPO, NPG or PPO); the same as `TRPO.load`."""
+    return TRPO.load(path, env=env)

@@ -128,3 +128,26 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{model_path} is corrupted ({exc}); the checkpoint cannot be used") from None
     return tensors, state
+
+
+def optimizer_tensors(optimizer: torch.optim.Optimizer, prefix: str) -> dict[str, torch.Tensor]:
+    """An optimiser's per-parameter state (e.g. Adam's step, exp_avg, exp_avg_sq) as named tensors
+    `prefix.<parameter index>.<key>`; hyperparameters come from the config and are not saved."""
+    tensors: dict[str, torch.Tensor] = {}
+    for i, param_state in optimizer.state_dict()["state"].items():
+        for key, value in param_state.items():
+            tensors[f"{prefix}.{i}.{key}"] = torch.as_tensor(value)
+    return tensors
+
+
+def load_optimizer_tensors(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], prefix: str) -> None:
+    """Restore the state written by `optimizer_tensors` (a no-op when the checkpoint has none)."""
+    state = optimizer.state_dict()
+    entries: dict[int, dict[str, torch.Tensor]] = {}
+    for name, value in tensors.items():
+        if name.startswith(prefix + "."):
+            index, key = name[len(prefix) + 1 :].split(".", 1)
+            entries.setdefault(int(index), {})[key] = value
+    if entries:
+        state["state"].update(entries)
+        optimizer.load_state_dict(state)

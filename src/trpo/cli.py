@@ -28,18 +28,20 @@ COMMANDS = {
     "plot": "plot learning curves of runs (mean and spread over seeds) or one run's diagnostics",
     "record": "render the policy of a run directory to an MP4 video",
     "export": "export the policy of a run directory as a standalone ONNX model",
+    "compare": "train TRPO, NPG and PPO over seeds on one environment and tabulate the measured claims",
 }
 RUN_FILES = ("config.yaml", "progress.csv", "summary.json", "checkpoint", "checkpoint.old", "checkpoint.tmp")
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainArgs:
-    """Train a TRPO policy. Per-environment presets apply first, then --config FILE, then flags."""
+    """Train a policy with TRPO (or --algo npg|ppo). The environment's preset for the algorithm applies
+    first, then --config FILE, then flags."""
 
     env_id: tyro.conf.Positional[str | None] = None
     """Gymnasium environment id, e.g. CartPole-v1 or HalfCheetah-v5."""
     run_dir: Path | None = None
-    """Run directory (default: runs/<env>-trpo-<seed>-<timestamp>)."""
+    """Run directory (default: runs/<env>-<algo>-<seed>-<timestamp>)."""
     config: Path | None = None
     """YAML file of config fields applied on top of the environment's preset."""
     resume: Path | None = None
@@ -109,17 +111,20 @@ def _parse_train(argv: list[str]) -> tuple[TrainArgs, str | None]:
         return first, None
     if first.env_id is None:
         raise UserError("trpo train needs an environment id, e.g. `trpo train CartPole-v1` (or --resume RUN_DIR)")
-    base, preset = preset_config(first.env_id)
+    algo = first.hp.algo
+    if algo == "trpo" and first.config is not None:  # no --algo flag: the config file may name one
+        algo = load_yaml_config(first.config).algo
+    base, preset = preset_config(first.env_id, algo=algo)
     if first.config is not None:
         base = load_yaml_config(first.config, base=base)
     args = _parse(TrainArgs, argv, "trpo train", default=dataclasses.replace(first, hp=base))
     return args, preset
 
 
-def _prepare_run_dir(args: TrainArgs, env_id: str, seed: int) -> Path:
+def _prepare_run_dir(args: TrainArgs, env_id: str, algo: str, seed: int) -> Path:
     if args.run_dir is None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        return Path("runs") / f"{env_id.replace('/', '_')}-trpo-{seed}-{stamp}"
+        return Path("runs") / f"{env_id.replace('/', '_')}-{algo}-{seed}-{stamp}"
     run_dir = args.run_dir
     if run_dir.exists() and not run_dir.is_dir():
         raise UserError(f"--run-dir {run_dir} is a file; choose a directory path")
@@ -138,25 +143,25 @@ def _prepare_run_dir(args: TrainArgs, env_id: str, seed: int) -> Path:
 
 
 def train(argv: list[str]) -> int:
-    from trpo.algorithm import TRPO
+    from trpo.algorithm import load, make_agent
     from trpo.evaluation import evaluate
 
     args, preset = _parse_train(argv)
     if args.resume is not None:
         run_dir = args.resume
-        agent = TRPO.load(run_dir)
+        agent = load(run_dir)
         config = agent.config
         print(f"resuming {run_dir} at step {agent.num_steps:,} of {config.total_steps:,}", file=sys.stderr)
         env_id = agent.env_id or "?"
     else:
         assert args.env_id is not None
         config = args.hp.validate()
-        agent = TRPO(args.env_id, config)  # checks the env id and its spaces before anything is written
+        agent = make_agent(args.env_id, config)  # checks the env id and its spaces before anything is written
         if config.sampler == "ray":
             agent.start_sampler()  # a Ray cluster that cannot be reached is reported before the run dir exists
         env_id = args.env_id
-        run_dir = _prepare_run_dir(args, env_id, config.seed)
-        print(f"preset: {preset or 'none (TRPOConfig defaults)'}", file=sys.stderr)
+        run_dir = _prepare_run_dir(args, env_id, config.algo, config.seed)
+        print(f"algo: {config.algo}; preset: {preset or 'none (TRPOConfig defaults)'}", file=sys.stderr)
         run_dir.mkdir(parents=True, exist_ok=True)
         save_yaml_config(config, run_dir / "config.yaml", header=f"trpo train {env_id} --config config.yaml")
     global _current_run_dir
@@ -205,13 +210,13 @@ def train(argv: list[str]) -> int:
 
 
 def evaluate_command(argv: list[str]) -> int:
-    from trpo.algorithm import TRPO
+    from trpo.algorithm import load
     from trpo.evaluation import evaluate
 
     args = _parse(EvalArgs, argv, "trpo eval")
     if args.episodes < 1:
         raise UserError(f"--episodes must be >= 1 (got {args.episodes})")
-    agent = TRPO.load(args.run_dir)
+    agent = load(args.run_dir)
     result = evaluate(agent, episodes=args.episodes, deterministic=not args.stochastic, seed=args.seed)
     if args.json:
         print(json.dumps(result))
@@ -242,6 +247,15 @@ def export_command(argv: list[str]) -> int:
     return run(argv)
 
 
+def compare_command(argv: list[str]) -> int:
+    from trpo.compare import CompareArgs, compare
+
+    args = _parse(CompareArgs, argv, "trpo compare")
+    print(compare(args), end="")
+    print(f"wrote {args.out / 'compare.md'}, compare.csv and compare.png")
+    return 0
+
+
 def usage() -> str:
     lines = ["usage: trpo COMMAND [ARGS]", "", "commands:"]
     lines += [f"  {name:<8} {text}" for name, text in COMMANDS.items()]
@@ -261,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         "plot": plot_command,
         "record": record_command,
         "export": export_command,
+        "compare": compare_command,
     }
     if command not in handlers:
         print(f"error: unknown command {command!r}; choose one of: {', '.join(COMMANDS)}", file=sys.stderr)

@@ -17,11 +17,17 @@ from trpo.errors import ConfigError
 
 Activation = Literal["tanh", "relu", "elu", "leaky_relu", "silu"]
 FvpMethod = Literal["analytic", "double_backprop"]
+Algo = Literal["trpo", "npg", "ppo"]
 
 
 @dataclasses.dataclass(frozen=True)
 class TRPOConfig:
-    """Hyperparameters of one TRPO run. Every numerical knob of the algorithm is a field here."""
+    """Hyperparameters of one run (TRPO, NPG or PPO). Every numerical knob of the algorithms is a field here."""
+
+    algo: Algo = "trpo"
+    """Policy update: 'trpo' (natural gradient, KL-boundary step, line search), 'npg' (the same natural
+    gradient step applied without line search) or 'ppo' (clipped surrogate, Adam, minibatch epochs).
+    Rollouts, advantages, critic, normalisation, logging and checkpoints are shared."""
 
     # --- trust region ---
     max_kl: float = 0.02
@@ -41,6 +47,22 @@ class TRPOConfig:
     """Line-search shrink factor beta: candidates are theta_k + beta^j * full_step."""
     backtrack_iters: int = 10
     """Number of line-search candidates tried before the update is rejected (old policy kept)."""
+
+    # --- PPO (algo=ppo) ---
+    pi_lr: float = 3e-4
+    """PPO: Adam learning rate of the actor (Adam eps 1e-5, as SB3 and CleanRL)."""
+    ppo_epochs: int = 10
+    """PPO: passes over the batch per update."""
+    ppo_minibatch_size: int = 64
+    """PPO: minibatch size of the actor's Adam steps."""
+    clip_range: float = 0.2
+    """PPO: epsilon of the clipped surrogate min(r A, clip(r, 1 - eps, 1 + eps) A), r = pi / pi_old."""
+    target_kl: float = 0.0
+    """PPO: stop this update's epochs once a minibatch's approximate KL(pi_old || pi) exceeds this (0 = never)."""
+    ent_coef: float = 0.0
+    """PPO: entropy bonus coefficient in the actor's loss."""
+    max_grad_norm: float = 0.5
+    """PPO: clip the actor's gradient to this global L2 norm before each Adam step (0 = no clipping)."""
 
     # --- advantages ---
     gamma: float = 0.99
@@ -111,6 +133,11 @@ class TRPOConfig:
     """Torch intra-op threads (1 is fastest and bit-reproducible for small networks)."""
     eval_episodes: int = 10
     """Deterministic evaluation episodes at the end of `trpo train` (0 skips it)."""
+    eval_every: int = 0
+    """Evaluate the deterministic policy every this many updates on a separate environment and log
+    eval/mean_return (NaN on other updates); 0 = never. Training is unaffected (same random numbers)."""
+    eval_every_episodes: int = 5
+    """Episodes of each periodic evaluation (seeded seed + 1000, + 1001, ... every time)."""
     checkpoint_every: int = 10
     """Write the run's checkpoint every this many updates (and at the end); 0 = only at the end."""
 
@@ -152,6 +179,20 @@ class TRPOConfig:
     def validate(self) -> TRPOConfig:
         """Raise `ConfigError` naming the first invalid field and the fix; return self if valid."""
         checks: list[tuple[bool, str]] = [
+            (
+                self.algo in typing.get_args(Algo),
+                f"algo must be one of {', '.join(typing.get_args(Algo))} (got {self.algo!r})",
+            ),
+            (self.pi_lr > 0, f"pi_lr must be > 0 (got {self.pi_lr}); typical values are 1e-5-1e-3"),
+            (self.ppo_epochs >= 1, f"ppo_epochs must be >= 1 (got {self.ppo_epochs}); typical values are 3-20"),
+            (
+                self.ppo_minibatch_size >= 1,
+                f"ppo_minibatch_size must be >= 1 (got {self.ppo_minibatch_size}); typical values are 32-256",
+            ),
+            (0 < self.clip_range < 1, f"clip_range must be in (0, 1) (got {self.clip_range}); typical value 0.2"),
+            (self.target_kl >= 0, f"target_kl must be >= 0 (got {self.target_kl}); 0 turns early stopping off"),
+            (self.ent_coef >= 0, f"ent_coef must be >= 0 (got {self.ent_coef})"),
+            (self.max_grad_norm >= 0, f"max_grad_norm must be >= 0 (got {self.max_grad_norm}); 0 turns clipping off"),
             (
                 self.max_kl > 0 and math.isfinite(self.max_kl),
                 f"max_kl must be > 0 (got {self.max_kl}); typical values are 0.005-0.05",
@@ -202,6 +243,8 @@ class TRPOConfig:
             (self.total_steps >= 1, f"total_steps must be >= 1 (got {self.total_steps})"),
             (self.torch_threads >= 1, f"torch_threads must be >= 1 (got {self.torch_threads})"),
             (self.eval_episodes >= 0, f"eval_episodes must be >= 0 (got {self.eval_episodes})"),
+            (self.eval_every >= 0, f"eval_every must be >= 0 (got {self.eval_every}); 0 turns it off"),
+            (self.eval_every_episodes >= 1, f"eval_every_episodes must be >= 1 (got {self.eval_every_episodes})"),
             (self.checkpoint_every >= 0, f"checkpoint_every must be >= 0 (got {self.checkpoint_every})"),
             (
                 self.on_nonfinite in ("raise", "skip_batch"),

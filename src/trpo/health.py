@@ -1,10 +1,11 @@
 """Trust-region health: metrics of TRPO's known failure modes, and alarms that say when one appears.
 
 Each alarm is a rule on the diagnostics row of one update (plus, for some, how many updates in a row
-it has held). Its thresholds are `alarm_*` fields of `TRPOConfig`; docs/health.md explains each rule,
-why it matters and what to do. `HealthMonitor` evaluates the rules every update, adds an
-`alarms/<name>` scalar (1 while the rule holds, else 0) to the row, and reports each alarm the first
-time it fires.
+it has held); a rule whose keys an algorithm does not log never holds (NPG and PPO have no line
+search, PPO no conjugate gradient). Its thresholds are `alarm_*` fields of `TRPOConfig`;
+docs/health.md explains each rule, why it matters and what to do. `HealthMonitor` evaluates the
+rules every update, adds an `alarms/<name>` scalar (1 while the rule holds, else 0) to the row, and
+reports each alarm the first time it fires.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ ALARMS: tuple[Alarm, ...] = (
         "an accepted update moved the policy far more at some state than the mean KL shows",
         "normalise observations (normalize_obs), lower max_kl, or look for rare extreme observations",
         lambda row, cfg: (
-            row["train/line_search_success"] == 1 and _gt(row, "train/kl_max", cfg.alarm_kl_spike * cfg.max_kl)
+            row.get("train/line_search_success", 1.0) == 1 and _gt(row, "train/kl_max", cfg.alarm_kl_spike * cfg.max_kl)
         ),
     ),
     Alarm(
@@ -83,7 +84,7 @@ ALARMS: tuple[Alarm, ...] = (
         "line_search_failing",
         "the line search accepted no step for several updates in a row: the policy is not changing",
         "lower max_kl, raise backtrack_iters, or check the advantages (critic, reward scale)",
-        lambda row, cfg: row["train/line_search_success"] == 0,
+        lambda row, cfg: row.get("train/line_search_success") == 0,  # TRPO only: NPG and PPO have no line search
         lambda cfg: cfg.alarm_line_search_updates,
     ),
     Alarm(
@@ -155,7 +156,8 @@ class HealthMonitor:
         out["train/exploration_ratio"] = exploration_ratio(
             row["train/entropy"], self.initial_entropy, self.action_dims, self.gaussian
         )
-        self.line_search_failures = 0 if row["train/line_search_success"] == 1 else self.line_search_failures + 1
+        failed = row.get("train/line_search_success") == 0  # only TRPO has a line search
+        self.line_search_failures = self.line_search_failures + 1 if failed else 0
         out["train/line_search_failures_in_a_row"] = float(self.line_search_failures)
         full = {**row, **out}
         new: list[FiredAlarm] = []

@@ -1,4 +1,11 @@
-"""Per-environment presets shipped with the package (presets.yaml)."""
+"""Per-environment presets shipped with the package (presets.yaml), per algorithm.
+
+Top-level entries `<env id>: {...}` are TRPO's presets. `algorithms: {<algo>: {<env id>: {...}}}` holds
+another algorithm's own presets; each is complete on top of TRPOConfig's defaults. An algorithm without
+an entry for the environment uses the entry of the algorithm whose hyperparameters it shares
+(`SHARES_PRESETS`: NPG is TRPO without the line search, so the same delta and rollouts are its
+controlled counterpart), or none.
+"""
 
 from __future__ import annotations
 
@@ -10,22 +17,47 @@ import yaml
 
 from trpo.config import TRPOConfig, config_from_dict
 
+ALGORITHMS_KEY = "algorithms"
+SHARES_PRESETS = {"npg": "trpo"}
+
 
 @cache
-def _all_presets() -> dict[str, dict[str, Any]]:
+def _all_presets() -> dict[str, dict[str, dict[str, Any]]]:
+    """{algo: {env id: values}} from presets.yaml."""
     text = resources.files("trpo").joinpath("presets.yaml").read_text()
     data = yaml.safe_load(text) or {}
-    return {str(k): dict(v or {}) for k, v in data.items()}
+    by_algo: dict[str, dict[str, dict[str, Any]]] = {"trpo": {}}
+    for key, values in data.items():
+        if key == ALGORITHMS_KEY:
+            for algo, entries in (values or {}).items():
+                by_algo.setdefault(str(algo), {}).update({str(k): dict(v or {}) for k, v in (entries or {}).items()})
+        else:
+            by_algo["trpo"][str(key)] = dict(values or {})
+    return by_algo
 
 
-def preset_names() -> list[str]:
-    return sorted(_all_presets())
+def preset_names(algo: str = "trpo") -> list[str]:
+    """Environments with a preset for `algo` (its own or a shared one)."""
+    presets = _all_presets()
+    return sorted({*presets.get(algo, {}), *presets.get(SHARES_PRESETS.get(algo, algo), {})})
 
 
-def preset_config(env_id: str | None, base: TRPOConfig | None = None) -> tuple[TRPOConfig, str | None]:
-    """The config for `env_id`: its preset on top of `base` (or the defaults), and the preset's name."""
+def preset_config(
+    env_id: str | None, base: TRPOConfig | None = None, algo: str | None = None
+) -> tuple[TRPOConfig, str | None]:
+    """The config of `algo` (default: base.algo) for `env_id`: its preset on top of `base` (or the
+    defaults), with `algo` set, and the preset's name ("<env id>", or "<env id> (<algo>)" for an
+    algorithm's own entry; None without a preset)."""
     base = base if base is not None else TRPOConfig()
-    values = _all_presets().get(env_id or "")
-    if values is None:
+    algo = algo or base.algo
+    base = base.replace(algo=algo)
+    presets = _all_presets()
+    own = presets.get(algo, {}).get(env_id or "")
+    if own is not None:
+        name = env_id if algo == "trpo" else f"{env_id} ({algo})"
+        return config_from_dict(own, base=base, source=f"preset {name}"), name
+    shared = presets.get(SHARES_PRESETS.get(algo, ""), {}).get(env_id or "")
+    if shared is None:
         return base, None
-    return config_from_dict(values, base=base, source=f"preset {env_id}"), env_id
+    name = f"{env_id} ({SHARES_PRESETS[algo]}'s, shared by {algo})"
+    return config_from_dict(shared, base=base, source=f"preset {env_id}"), name
