@@ -9,6 +9,10 @@ learning-curve PNG (mean over seeds with a min-max band, x in environment steps)
     python benchmarks/returns.py --envs HalfCheetah-v5 Hopper-v5 --seeds 0 1 2 3 4 --steps 1000000 --workers 2
     python benchmarks/returns.py --envs CartPole-v1 --seeds 0 1 --steps 100000 -- --max-kl 0.01
 
+With `--reuse`, a run directory that already holds a finished run of the identical `trpo train`
+arguments (recorded in returns-command.txt) is read instead of trained again: runs are deterministic
+given the seed and the flags, so growing a 2-seed screen to 5 seeds only trains the new seeds.
+
 Arguments after `--` are passed to every `trpo train` (config flags, e.g. an ablation).
 Needs matplotlib (the bench extra).
 """
@@ -42,13 +46,19 @@ class Run:
     curve: np.ndarray
 
 
-def train(env_id: str, seed: int, steps: int, out: Path, extra: list[str]) -> Path:
+def train(env_id: str, seed: int, steps: int, out: Path, extra: list[str], reuse: bool = False) -> Path:
+    """Run one `trpo train` (or, with `reuse`, keep a finished run of the identical command)."""
     run_dir = out / env_id / f"seed-{seed}"
     flags = ["--seed", str(seed), "--total-steps", str(steps), "--eval-episodes", "10", *extra]
     command = train_command(env_id, run_dir, flags)
+    args = shlex.join(command[3:])  # the trpo arguments, after `python -m trpo.cli`
+    record = run_dir / "returns-command.txt"  # the trpo arguments this run directory was produced with
+    if reuse and (run_dir / "summary.json").exists() and record.exists() and record.read_text() == args:
+        return run_dir
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"{shlex.join(command)} failed:\n{result.stderr}")
+    record.write_text(args)
     return run_dir
 
 
@@ -102,11 +112,17 @@ def main() -> None:
     parser.add_argument("--steps", type=int, required=True, help="environment steps per run")
     parser.add_argument("--workers", type=int, default=2, help="runs in parallel (processes)")
     parser.add_argument("--out", type=Path, default=Path("runs/returns"))
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep a finished run whose directory was produced by the identical trpo command "
+        "(runs are deterministic given seed and flags) instead of training it again",
+    )
     args = parser.parse_args(argv)
 
     jobs = [(env_id, seed) for env_id in args.envs for seed in args.seeds]
     with ThreadPoolExecutor(args.workers) as pool:
-        dirs = list(pool.map(lambda job: train(job[0], job[1], args.steps, args.out, extra), jobs))
+        dirs = list(pool.map(lambda job: train(job[0], job[1], args.steps, args.out, extra, args.reuse), jobs))
     runs = [read_run(env_id, seed, d) for (env_id, seed), d in zip(jobs, dirs, strict=True)]
 
     import gymnasium

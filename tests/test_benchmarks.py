@@ -24,3 +24,20 @@ def test_returns_suite_on_a_tiny_budget(tmp_path: Path) -> None:
     assert [r["seed"] for r in rows] == ["0", "1"] and all(float(r["final_return"]) > 0 for r in rows)
     png = (tmp_path / "CartPole-v1.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
+
+
+def test_returns_suite_reuse_keeps_identical_finished_runs(tmp_path: Path) -> None:
+    def suite(*extra: str) -> subprocess.CompletedProcess[str]:
+        command = [
+            sys.executable, str(ROOT / "benchmarks" / "returns.py"), "--envs", "CartPole-v1", "--seeds", "0",
+            "--steps", "1024", "--out", str(tmp_path), "--reuse", "--", "--checkpoint-every", "0", *extra,
+        ]  # fmt: skip
+        return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+    assert suite().returncode == 0
+    summary = tmp_path / "CartPole-v1" / "seed-0" / "summary.json"
+    first = summary.stat().st_mtime_ns
+    assert suite().returncode == 0
+    assert summary.stat().st_mtime_ns == first  # identical command: the finished run is read, not retrained
+    assert suite("--n-envs", "4").returncode == 0
+    assert summary.stat().st_mtime_ns != first  # different flags: trained again

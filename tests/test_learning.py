@@ -29,6 +29,15 @@ def test_pendulum_preset_learns() -> None:
     assert agent.alarms == []
 
 
+def test_mujoco_preset_learns() -> None:
+    """The MuJoCo preset path (issue: CI keeps a quick preset check): InvertedPendulum-v5 at 40k steps."""
+    pytest.importorskip("mujoco")
+    config, name = preset_config("InvertedPendulum-v5")
+    assert name == "InvertedPendulum-v5" and config.total_steps == 40_000
+    agent = train_preset("InvertedPendulum-v5")
+    assert evaluate(agent, episodes=10)["mean_return"] >= 950
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2])
 def test_cartpole_other_seeds(seed: int) -> None:
