@@ -3,12 +3,34 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 if TYPE_CHECKING:
+    import gymnasium as gym
+
     from trpo.algorithm import TRPO
+
+
+def play_episode(
+    agent: TRPO, env: gym.Env, seed: int, deterministic: bool = True, after_step: Callable[[], None] | None = None
+) -> tuple[float, int]:
+    """One episode from `env.reset(seed=seed)` with `agent.predict`: its undiscounted return and length.
+    `after_step` (e.g. grabbing a video frame) is called after the reset and after every step."""
+    obs, _ = env.reset(seed=seed)
+    total, length, done = 0.0, 0, False
+    if after_step is not None:
+        after_step()
+    while not done:
+        obs, reward, terminated, truncated, _ = env.step(agent.predict(obs, deterministic=deterministic))
+        if after_step is not None:
+            after_step()
+        total += float(reward)
+        length += 1
+        done = terminated or truncated
+    return total, length
 
 
 def evaluate(
@@ -26,13 +48,7 @@ def evaluate(
     lengths: list[int] = []
     try:
         for i in range(episodes):
-            obs, _ = env.reset(seed=base_seed + i)
-            total, length, done = 0.0, 0, False
-            while not done:
-                obs, reward, terminated, truncated, _ = env.step(agent.predict(obs, deterministic=deterministic))
-                total += float(reward)
-                length += 1
-                done = terminated or truncated
+            total, length = play_episode(agent, env, base_seed + i, deterministic)
             returns.append(total)
             lengths.append(length)
     finally:

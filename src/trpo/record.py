@@ -26,6 +26,7 @@ import tyro
 
 from trpo.envs import env_factory
 from trpo.errors import UserError
+from trpo.evaluation import play_episode
 
 if TYPE_CHECKING:
     from trpo.algorithm import TRPO
@@ -154,18 +155,10 @@ def record(
             writer = imageio.get_writer(tmp, format="FFMPEG", fps=rate, codec="libx264", macro_block_size=2)
             try:
                 for i in range(episodes):
-                    obs, _ = env.reset(seed=base_seed + i)
-                    total, length, done = 0.0, 0, False
-                    writer.append_data(env.render())
-                    frames += 1
-                    while not done:
-                        action = agent.predict(obs, deterministic=deterministic)
-                        obs, reward, terminated, truncated, _ = env.step(action)
-                        writer.append_data(env.render())
-                        frames += 1
-                        total += float(reward)
-                        length += 1
-                        done = terminated or truncated
+                    total, length = play_episode(
+                        agent, env, base_seed + i, deterministic, after_step=lambda: writer.append_data(env.render())
+                    )
+                    frames += length + 1  # the reset's frame and one per step
                     returns.append(total)
                     lengths.append(length)
             finally:
