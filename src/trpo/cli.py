@@ -157,8 +157,7 @@ def train(argv: list[str]) -> int:
         assert args.env_id is not None
         config = args.hp.validate()
         agent = make_agent(args.env_id, config)  # checks the env id and its spaces before anything is written
-        if config.sampler == "ray":
-            agent.start_sampler()  # a Ray cluster that cannot be reached is reported before the run dir exists
+        agent.start_sampler()  # environments (and a Ray cluster) that fail are reported before the run dir exists
         env_id = args.env_id
         run_dir = _prepare_run_dir(args, env_id, config.algo, config.seed)
         print(f"algo: {config.algo}; preset: {preset or 'none (TRPOConfig defaults)'}", file=sys.stderr)
