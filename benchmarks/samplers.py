@@ -1,4 +1,4 @@
-"""Samplers side by side: steps/s of sync, async, Ray x1 and Ray x2 workers, and learning parity.
+"""Samplers side by side: steps/s of sync, async, process x2, Ray x1 and Ray x2 workers, and learning parity.
 
 Throughput: one agent per sampler (the same total n_envs x n_steps), all alive at once on one local
 Ray instance; each repeat runs every sampler for the same number of updates in turn (A B C D A B C D
@@ -13,6 +13,7 @@ return from summary.json.
     python benchmarks/samplers.py throughput --env HalfCheetah-v5 --updates 10 --repeats 5
     python benchmarks/samplers.py throughput --env HalfCheetah-v5 --updates 10 --repeats 5 --worker-niceness 0
     python benchmarks/samplers.py parity --env HalfCheetah-v5 --steps 200000 --seeds 0 1 2
+    python benchmarks/samplers.py parity --env Hopper-v5 --steps 200000 --seeds 0 1 2 --samplers sync "process x2"
     python benchmarks/samplers.py learner --env HalfCheetah-v5 --copies 1 8 32
 
 Needs the ray extra: pip install -e ".[mujoco,ray]".
@@ -38,6 +39,7 @@ warnings.filterwarnings("ignore")
 SAMPLERS: dict[str, dict[str, Any]] = {
     "sync": {"sampler": "sync"},
     "async": {"sampler": "async"},
+    "process x2": {"sampler": "process", "workers": 2},
     "ray x1": {"sampler": "ray", "workers": 1},
     "ray x2": {"sampler": "ray", "workers": 2},
 }
@@ -45,7 +47,7 @@ SAMPLERS: dict[str, dict[str, Any]] = {
 
 def timed_updates(agent: Any, updates: int) -> dict[str, float]:
     """Run `updates` more updates; wall time, and the per-update rollout/update/worker times summed."""
-    from trpo.ray_sampler import RaySampler
+    from trpo.workers import WorkerSampler
 
     sampler = agent._rollout_collector()
     totals = {"rollout_s": 0.0, "update_s": 0.0, "worker_s": 0.0}
@@ -53,7 +55,7 @@ def timed_updates(agent: Any, updates: int) -> dict[str, float]:
     start = time.perf_counter()
     for _ in range(updates):
         agent.learn(agent.num_steps + agent.config.batch_size)
-        if isinstance(sampler, RaySampler):
+        if isinstance(sampler, WorkerSampler):
             totals["worker_s"] += max(sampler.seconds)
     totals["wall_s"] = time.perf_counter() - start
     totals["rollout_s"] = agent.rollout_seconds - rollout_s
@@ -113,7 +115,7 @@ def parity(args: argparse.Namespace) -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
-            for name in ("sync", "ray x2"):
+            for name in args.samplers:
                 flags = [f"--{k.replace('_', '-')}={v}" for k, v in SAMPLERS[name].items()]
                 run_dir = Path(tmp) / f"{name.replace(' ', '')}-{seed}"
                 command = [
@@ -129,7 +131,7 @@ def parity(args: argparse.Namespace) -> None:
           f"python benchmarks/samplers.py {' '.join(sys.argv[1:])}\n")  # fmt: skip
     print("| sampler | " + " | ".join(f"seed {s}" for s in args.seeds) + " | mean ± std |")
     print("|---|" + "---|" * (len(args.seeds) + 1))
-    for name in ("sync", "ray x2"):
+    for name in args.samplers:
         values = [r[2] for r in rows if r[0] == name]
         spread = statistics.stdev(values) if len(values) > 1 else 0.0
         cells = " | ".join(f"{v:.0f}" for v in values)
@@ -177,6 +179,7 @@ def main() -> None:
     p.add_argument("--env", default="HalfCheetah-v5")
     p.add_argument("--steps", type=int, default=200_000)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--samplers", nargs="+", choices=list(SAMPLERS), default=["sync", "ray x2"])
     u = sub.add_parser("learner")
     u.add_argument("--env", default="HalfCheetah-v5")
     u.add_argument("--copies", type=int, nargs="+", default=[1, 8, 32])

@@ -77,11 +77,13 @@ class TRPOConfig:
     """Number of environments in the vector env."""
     n_steps: int = 128
     """Steps per environment per update (batch size = n_envs * n_steps)."""
-    sampler: Literal["sync", "async", "ray"] = "sync"
-    """Where the environments run: 'sync' (in-process vector env), 'async' (one subprocess per environment)
-    or 'ray' (Ray actors, see workers; needs `pip install 'trpo[ray]'`). Replaces the former `vector` key."""
+    sampler: Literal["sync", "async", "process", "ray"] = "sync"
+    """Where the environments run: 'sync' (in-process vector env), 'async' (one subprocess per environment,
+    one round trip per step), 'process' (`workers` local processes, each running whole rollouts of its
+    n_envs / workers environments) or 'ray' (Ray actors, see workers; needs `pip install 'trpo[ray]'`).
+    Replaces the former `vector` key."""
     workers: int = 2
-    """sampler=ray: number of Ray worker actors; the n_envs environments are split evenly among them."""
+    """sampler=process or ray: number of workers; the n_envs environments are split evenly among them."""
     worker_cpus: float = 1.0
     """sampler=ray: CPUs Ray reserves for each worker actor (num_cpus)."""
     ray_address: str = ""
@@ -227,14 +229,14 @@ class TRPOConfig:
                 f"fvp_method must be one of {', '.join(typing.get_args(FvpMethod))} (got {self.fvp_method!r})",
             ),
             (
-                self.sampler in ("sync", "async", "ray"),
-                f"sampler must be 'sync', 'async' or 'ray' (got {self.sampler!r})",
+                self.sampler in ("sync", "async", "process", "ray"),
+                f"sampler must be 'sync', 'async', 'process' or 'ray' (got {self.sampler!r})",
             ),
             (self.workers >= 1, f"workers must be >= 1 (got {self.workers})"),
             (self.worker_cpus > 0, f"worker_cpus must be > 0 (got {self.worker_cpus})"),
             (
-                self.sampler != "ray" or self.n_envs % self.workers == 0,
-                f"n_envs must be a multiple of workers with sampler=ray (got n_envs={self.n_envs}, "
+                self.sampler not in ("process", "ray") or self.n_envs % self.workers == 0,
+                f"n_envs must be a multiple of workers with sampler={self.sampler} (got n_envs={self.n_envs}, "
                 f"workers={self.workers}); each worker runs n_envs / workers environments",
             ),
             (self.sde_sample_freq >= 0, f"sde_sample_freq must be >= 0 (got {self.sde_sample_freq})"),

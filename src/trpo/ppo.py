@@ -46,7 +46,7 @@ class PPO(TRPO):
     algo = "ppo"
 
     def _build_policy_update(self) -> None:
-        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=self.config.pi_lr, eps=ADAM_EPS)
+        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=self.config.pi_lr, eps=ADAM_EPS, fused=True)
 
     def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {**super()._optimizers(), "actor_optimizer": self.actor_optimizer}

@@ -1,7 +1,9 @@
 """The sampler interface: what the learner asks for a batch, and the three implementations behind it.
 
 `sync` and `async` are the in-process `RolloutCollector` over a Gymnasium `SyncVectorEnv` or
-`AsyncVectorEnv`; `ray` is `trpo.ray_sampler.RaySampler` (Ray actors, imported only when chosen).
+`AsyncVectorEnv`; `process` and `ray` run whole rollouts in workers (`trpo.workers`): local processes
+(`trpo.process_sampler.ProcessSampler`) or Ray actors (`trpo.ray_sampler.RaySampler`, imported only
+when chosen).
 The learner only calls the methods of `Sampler`.
 """
 
@@ -62,6 +64,10 @@ def make_sampler(
     generator: torch.Generator,
 ) -> Sampler:
     """The sampler `config.sampler` names, sampling with `actor` and normalising with the learner's statistics."""
+    if config.sampler == "process":
+        from trpo.process_sampler import ProcessSampler
+
+        return ProcessSampler(config, env_fn, spaces_, actor, critic, obs_normalizer, reward_scaler)
     if config.sampler == "ray":
         from trpo.ray_sampler import RaySampler
 

@@ -1,0 +1,164 @@
+"""The process sampler (`sampler=process`): local worker processes running whole rollouts."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from test_samplers import assert_valid
+from trpo import TRPO, TRPOConfig
+from trpo.cli import main
+from trpo.errors import ConfigError, NonFiniteEnvError
+from trpo.process_sampler import ProcessSampler
+
+# 2 workers x 2 envs of CartPole; small batches so that a test runs many updates in seconds
+CONFIG = TRPOConfig(
+    sampler="process", workers=2, n_envs=4, n_steps=128, gae_lambda=0.98, vf_epochs=10, vf_minibatch_size=128,
+    eval_episodes=0,
+)  # fmt: skip
+
+
+def updates_in(run_dir: Path) -> list[dict[str, float]]:
+    with open(run_dir / "progress.csv", newline="") as f:
+        return [{k: float(v) for k, v in row.items() if v} for row in csv.DictReader(f)]
+
+
+def sampler_of(agent: TRPO) -> ProcessSampler:
+    sampler = agent._rollout_collector()
+    assert isinstance(sampler, ProcessSampler)
+    return sampler
+
+
+def test_batches_are_valid_statistics_merged_and_the_run_learns(tmp_path: Path) -> None:
+    agent = TRPO("CartPole-v1", CONFIG, seed=0)
+    try:
+        sampler = sampler_of(agent)
+        assert len({p.pid for p in sampler.processes} | {os.getpid()}) == 3  # two worker processes
+        batch = sampler.collect(0.99, 0.95)
+        assert_valid(batch, 512, 4)
+        # every observation the workers saw (2 x 2 reset observations, then 4 x 128 steps) is in the learner's
+        assert agent.obs_normalizer.rms.count == 4 + 512
+        assert agent.reward_scaler.rms.count == 512
+        agent.learn(24 * 512, run_dir=tmp_path)
+    finally:
+        agent.close()
+    assert all(p is None for p in sampler.processes)  # closed
+    rows = updates_in(tmp_path)
+    assert [r["sampler/policy_version"] for r in rows] == list(range(2, 26))
+    assert rows[-1]["rollout/ep_return_mean"] > 100  # a random policy averages ~22
+
+
+def test_same_seed_same_run() -> None:
+    """The workers' streams depend on the run seed and the worker index only, not on timing."""
+    returns = []
+    for _ in range(2):
+        agent = TRPO("CartPole-v1", CONFIG, seed=3)
+        try:
+            agent.learn(3 * CONFIG.batch_size)
+            returns.append(list(sampler_of(agent).stats.returns))
+        finally:
+            agent.close()
+    assert returns[0] == returns[1] and len(returns[0]) > 10
+
+
+def test_a_killed_worker_is_replaced_and_training_goes_on_without_a_gap(tmp_path: Path) -> None:
+    agent = TRPO("CartPole-v1", CONFIG, seed=0)
+    try:
+        agent.learn(2 * CONFIG.batch_size, run_dir=tmp_path)
+        sampler = sampler_of(agent)
+        killed = sampler.pids[1]
+        os.kill(killed, signal.SIGKILL)
+        agent.learn(4 * CONFIG.batch_size, run_dir=tmp_path)
+        assert sampler.pids[1] != killed and sampler.restarts == 1
+    finally:
+        agent.close()
+    rows = updates_in(tmp_path)
+    assert [r["time/updates"] for r in rows] == [1, 2, 3, 4]
+    assert rows[-1]["sampler/worker_restarts"] == 1
+
+
+def test_resume_continues_with_new_episodes(tmp_path: Path) -> None:
+    agent = TRPO("CartPole-v1", CONFIG, seed=0)
+    try:
+        agent.learn(2 * CONFIG.batch_size, run_dir=tmp_path)
+        episodes = sampler_of(agent).stats.episodes
+    finally:
+        agent.close()
+    resumed = TRPO.load(tmp_path / "checkpoint")
+    try:
+        assert resumed.config.sampler == "process" and resumed.num_updates == 2
+        resumed.learn(4 * CONFIG.batch_size, run_dir=tmp_path)
+        assert sampler_of(resumed).stats.episodes > episodes  # counted on from the checkpoint
+    finally:
+        resumed.close()
+    assert [r["time/updates"] for r in updates_in(tmp_path)] == [1, 2, 3, 4]
+
+
+class NaNAfter(gym.Wrapper):
+    """Observations become NaN after `steps` steps."""
+
+    def __init__(self, env: gym.Env, steps: int) -> None:
+        super().__init__(env)
+        self.left = steps
+
+    def step(self, action):  # type: ignore[no-untyped-def]
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.left -= 1
+        return (obs * np.nan if self.left < 0 else obs), reward, terminated, truncated, info
+
+
+def test_a_workers_non_finite_observation_names_the_run_wide_env_index() -> None:
+    steps = 40
+    # a closure: the factory reaches the workers by cloudpickle
+    agent = TRPO(lambda: NaNAfter(gym.make("CartPole-v1"), steps), CONFIG, seed=0)
+    try:
+        with pytest.raises(NonFiniteEnvError, match="sampler worker 0") as info:
+            agent.learn(CONFIG.batch_size)
+        assert info.value.env_index in (0, 1)  # worker 0 holds envs 0 and 1 (each had its own wrapper)
+    finally:
+        agent.close()
+
+
+def test_cli_trains_with_worker_processes_and_bad_splits_are_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    args = ["train", "CartPole-v1", "--sampler", "process", "--workers", "2", "--n-envs", "4", "--quiet"]
+    assert main([*args, "--total-steps", "1024", "--run-dir", str(run)]) == 0
+    assert updates_in(run)[-1]["sampler/policy_version"] == 2
+    with pytest.raises(ConfigError, match="n_envs must be a multiple of workers with sampler=process"):
+        TRPOConfig(sampler="process", n_envs=5, workers=2).validate()
+    capsys.readouterr()
+    assert main([*args[:-3], "--n-envs", "5", "--quiet", "--run-dir", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert not (tmp_path / "bad").exists()
+
+
+def test_a_script_without_a_main_guard_gets_told_why(tmp_path: Path) -> None:
+    """Workers are spawned and import the main module: without `if __name__ == '__main__':` they cannot start."""
+    script = tmp_path / "train.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            from trpo import TRPO, TRPOConfig
+            from trpo.errors import TrainingStopped
+            try:
+                TRPO("CartPole-v1", TRPOConfig(sampler="process", n_envs=2, n_steps=64), seed=0).learn(128)
+            except TrainingStopped as exc:
+                print("STOPPED:", exc)
+            """
+        )
+    )
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert "STOPPED: sampler worker 0 exited" in result.stdout
+    assert "if __name__ == '__main__':" in result.stdout
