@@ -162,3 +162,15 @@ def test_a_script_without_a_main_guard_gets_told_why(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert "STOPPED: sampler worker 0 exited" in result.stdout
     assert "if __name__ == '__main__':" in result.stdout
+
+
+def test_mujoco_presets_sample_in_worker_processes(tmp_path: Path) -> None:
+    """Hopper-v5's preset: 2 worker processes of 8 MuJoCo envs each (needs the mujoco extra, installed by CI)."""
+    pytest.importorskip("mujoco")
+    run = tmp_path / "run"
+    assert main(["train", "Hopper-v5", "--total-steps", "4096", "--quiet", "--run-dir", str(run)]) == 0
+    config = (run / "config.yaml").read_text()
+    assert "sampler: process" in config and "workers: 2" in config
+    rows = updates_in(run)
+    assert [r["sampler/policy_version"] for r in rows] == [1, 2]
+    assert rows[-1]["sampler/worker_restarts"] == 0
