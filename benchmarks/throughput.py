@@ -9,6 +9,9 @@ Modes:
   preset        trpo with its preset for the env (what `trpo train ENV` does) against sb3-contrib with
                 the RL-Zoo settings (2 envs x 1024, 64x64, 20 critic epochs of 128, CG 25, VecNormalize)
   like-for-like both with the RL-Zoo settings
+  like-for-like-process (optional) the RL-Zoo settings, trpo sampling with 2 worker processes (1 env each)
+
+Environments (and trpo's worker processes) are created before the clock starts, for both libraries.
 
     python benchmarks/throughput.py --envs HalfCheetah-v5 CartPole-v1 --steps 20480 --repeats 3
 
@@ -83,7 +86,10 @@ def run_trpo(env_id: str, steps: int, mode: str) -> Timing:
             gamma=zoo.get("gamma", 0.99), gae_lambda=zoo.get("gae_lambda", 0.95), use_sde=zoo.get("use_sde", False),
             sde_sample_freq=zoo.get("sde_sample_freq", 4), fvp_subsample=1.0, max_kl=0.01,
         )  # fmt: skip
+    if mode == "like-for-like-process":
+        config = config.replace(sampler="process", workers=2)
     agent = TRPO(env_id, config.replace(seed=0))
+    agent.start_sampler()  # environments (and worker processes) are made before the clock starts, as sb3's
     start = time.perf_counter()
     agent.learn(steps)
     wall = time.perf_counter() - start
@@ -126,12 +132,15 @@ def run_sb3(env_id: str, steps: int) -> Timing:
 
 
 DEFAULT_THREADS = torch.get_num_threads()
+EXTRA_MODES = ["like-for-like-process"]  # the peer's settings, sampled by 2 worker processes (1 env each)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--envs", nargs="+", default=["CartPole-v1", "HalfCheetah-v5", "Hopper-v5"])
-    parser.add_argument("--modes", nargs="+", default=["preset", "like-for-like"], choices=["preset", "like-for-like"])
+    parser.add_argument(
+        "--modes", nargs="+", default=["preset", "like-for-like"], choices=["preset", "like-for-like", *EXTRA_MODES]
+    )
     parser.add_argument("--steps", type=int, default=20480, help="environment steps per run")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", type=str, default=None, help="also write the results to this JSON file")

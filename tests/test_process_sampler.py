@@ -128,6 +128,30 @@ def test_a_workers_non_finite_observation_names_the_run_wide_env_index() -> None
         agent.close()
 
 
+class NaNOnce(gym.Wrapper):
+    """The reward of step `at` (counted over the env's life) is NaN; every other step is normal."""
+
+    def __init__(self, env: gym.Env, at: int) -> None:
+        super().__init__(env)
+        self.t, self.at = 0, at
+
+    def step(self, action):  # type: ignore[no-untyped-def]
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.t += 1
+        return obs, (float("nan") if self.t == self.at else reward), terminated, truncated, info
+
+
+def test_skip_batch_after_a_workers_non_finite_reward_goes_on_with_fresh_batches() -> None:
+    """Both workers report the NaN of the first batch; the second report must not be taken for a later batch."""
+    config = CONFIG.replace(on_nonfinite="skip_batch")
+    agent = TRPO(lambda: NaNOnce(gym.make("CartPole-v1"), 40), config, seed=0)
+    try:
+        agent.learn(3 * config.batch_size)
+        assert agent.skipped_batches == 1 and agent.num_updates == 3  # skipped batches count no steps
+    finally:
+        agent.close()
+
+
 def test_cli_trains_with_worker_processes_and_bad_splits_are_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -165,10 +189,10 @@ def test_a_script_without_a_main_guard_gets_told_why(tmp_path: Path) -> None:
 
 
 def test_mujoco_presets_sample_in_worker_processes(tmp_path: Path) -> None:
-    """Hopper-v5's preset: 2 worker processes of 8 MuJoCo envs each (needs the mujoco extra, installed by CI)."""
+    """Hopper-v5's preset: 2 worker processes of 8 MuJoCo envs each, 4096 steps per update (mujoco extra)."""
     pytest.importorskip("mujoco")
     run = tmp_path / "run"
-    assert main(["train", "Hopper-v5", "--total-steps", "4096", "--quiet", "--run-dir", str(run)]) == 0
+    assert main(["train", "Hopper-v5", "--total-steps", "8192", "--quiet", "--run-dir", str(run)]) == 0
     config = (run / "config.yaml").read_text()
     assert "sampler: process" in config and "workers: 2" in config
     rows = updates_in(run)

@@ -175,23 +175,26 @@ class ProcessSampler(WorkerSampler):
         for k in range(len(self.processes)):
             with contextlib.suppress(WorkerDied):  # a dead worker is found at its receive below
                 self._submit(k, policy, start_step)
-        results: list[WorkerResult] = []
-        for k in range(len(self.processes)):
-            while True:
-                try:
-                    message = self._receive(k)
-                    break
-                except WorkerDied as exc:
-                    failures[k] += 1
-                    self._replace(k, failures[k], exc)
-                    with contextlib.suppress(WorkerDied):
-                        self._submit(k, policy, start_step)
+        messages = [self._answer(k, policy, start_step, failures) for k in range(len(self.processes))]
+        # every answer is read before any error is raised: no worker's reply is left in its pipe to be
+        # taken for the next collection's (with on_nonfinite=skip_batch training goes on after the error)
+        for k, message in enumerate(messages):
             if message[0] == "nonfinite":
                 raise NonFiniteEnvError(message[1], env_index=message[2], step=message[3])
             if message[0] == "error":
                 raise TrainingStopped(f"sampler worker {k} failed:\n{message[1]}")
-            results.append(message[1])
-        return results
+        return [message[1] for message in messages]
+
+    def _answer(self, k: int, policy: PolicyVersion, start_step: int, failures: list[int]) -> tuple[Any, ...]:
+        """Worker k's reply to the task just sent; a worker that died meanwhile is replaced and asked again."""
+        while True:
+            try:
+                return self._receive(k)
+            except WorkerDied as exc:
+                failures[k] += 1
+                self._replace(k, failures[k], exc)
+                with contextlib.suppress(WorkerDied):
+                    self._submit(k, policy, start_step)
 
     def close(self) -> None:
         """Stop every worker process."""
