@@ -157,7 +157,7 @@ def train(argv: list[str]) -> int:
         assert args.env_id is not None
         config = args.hp.validate()
         agent = make_agent(args.env_id, config)  # checks the env id and its spaces before anything is written
-        agent.start_sampler()  # environments (and a Ray cluster) that fail are reported before the run dir exists
+        agent.start_sampler()  # failing environments, workers or Ray cluster: reported before the run dir exists
         env_id = args.env_id
         run_dir = _prepare_run_dir(args, env_id, config.algo, config.seed)
         print(f"algo: {config.algo}; preset: {preset or 'none (TRPOConfig defaults)'}", file=sys.stderr)
@@ -176,7 +176,7 @@ def train(argv: list[str]) -> int:
         )
         wall = time.perf_counter() - start
     finally:
-        agent.close()  # environments, and with sampler=ray the workers and the local Ray instance
+        agent.close()  # environments, the worker processes, and with sampler=ray the local Ray instance
     summary: dict[str, object] = {
         "env_id": env_id,
         "algo": agent.algo,

@@ -36,7 +36,7 @@ from trpo.workers import MAX_WORKER_FAILURES, PolicyVersion, SamplerWorker, Work
 
 
 def serve(conn: Connection, payload: bytes, index: int, n_envs: int) -> None:
-    """A worker process: build the SamplerWorker, then answer sampling tasks until told to stop.
+    """A worker process: build the SamplerWorker, then answer sampling tasks until the learner closes the pipe.
 
     Messages are pickled by the standard pickler (tensors travel by value, no shared-memory handles):
     in, `(policy, env_seed, force_reset, start_step)`; out, `("ready", pid)` once, then

@@ -1,4 +1,4 @@
-"""The sampler interface: what the learner asks for a batch, and the three implementations behind it.
+"""The sampler interface: what the learner asks for a batch, and the four implementations behind it.
 
 `sync` and `async` are the in-process `RolloutCollector` over a Gymnasium `SyncVectorEnv` or
 `AsyncVectorEnv`; `process` and `ray` run whole rollouts in workers (`trpo.workers`): local processes
