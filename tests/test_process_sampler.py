@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import os
 import signal
 import subprocess
@@ -14,7 +13,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from test_samplers import assert_valid
+from test_samplers import assert_valid, updates_in
 from trpo import TRPO, TRPOConfig
 from trpo.cli import main
 from trpo.errors import ConfigError, NonFiniteEnvError
@@ -25,11 +24,6 @@ CONFIG = TRPOConfig(
     sampler="process", workers=2, n_envs=4, n_steps=128, gae_lambda=0.98, vf_epochs=10, vf_minibatch_size=128,
     eval_episodes=0,
 )  # fmt: skip
-
-
-def updates_in(run_dir: Path) -> list[dict[str, float]]:
-    with open(run_dir / "progress.csv", newline="") as f:
-        return [{k: float(v) for k, v in row.items() if v} for row in csv.DictReader(f)]
 
 
 def sampler_of(agent: TRPO) -> ProcessSampler:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 import signal
@@ -16,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from test_samplers import assert_valid
+from test_samplers import assert_valid, updates_in
 from trpo import TRPO, TRPOConfig
 from trpo.ray_sampler import RaySampler, StaleBatchError, check_version
 
@@ -39,11 +38,6 @@ def ray_instance() -> Iterator[None]:
     ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
     yield
     ray.shutdown()
-
-
-def updates_in(run_dir: Path) -> list[dict[str, float]]:
-    with open(run_dir / "progress.csv", newline="") as f:
-        return [{k: float(v) for k, v in row.items() if v} for row in csv.DictReader(f)]
 
 
 def sampler_of(agent: TRPO) -> RaySampler:

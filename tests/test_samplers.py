@@ -3,6 +3,7 @@ the `vector` -> `sampler` rename, and the message when Ray is missing (no Ray ne
 
 from __future__ import annotations
 
+import csv
 import os
 import subprocess
 import sys
@@ -18,6 +19,12 @@ from trpo.config import config_from_dict
 from trpo.errors import ConfigError
 from trpo.normalization import RunningMeanStd
 from trpo.rollout import Batch, Rollout, concat_rollouts, make_batch, rollout_values
+
+
+def updates_in(run_dir: Path) -> list[dict[str, float]]:
+    """The rows of a run's progress.csv (empty cells left out)."""
+    with open(run_dir / "progress.csv", newline="") as f:
+        return [{k: float(v) for k, v in row.items() if v} for row in csv.DictReader(f)]
 
 
 def assert_valid(batch: Batch, size: int, obs_dim: int) -> None:
