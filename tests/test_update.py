@@ -85,3 +85,30 @@ def test_predict_single_and_batch() -> None:
     batch = agent.predict(obs)
     assert batch.shape == (5, 1)
     assert np.all(np.abs(agent.predict(obs * 0 + 100.0, deterministic=False)) <= 2.0)  # clipped to bounds
+
+
+def test_entropy_bonus_known_answer_step() -> None:
+    """With zero advantages and ent_coef > 0 the objective is ent_coef * sum(log_std) + const: the natural
+    step moves only log_std, by sqrt(2 delta / (d (2 + c))) per dimension (Fisher 2 per log std, damping c),
+    and the line search accepts it at full length. Without the bonus no improving step exists."""
+    for ent_coef in (0.0, 0.01):
+        config = TRPOConfig(n_envs=2, n_steps=64, ent_coef=ent_coef, fvp_subsample=1.0)
+        agent = TRPO("Pendulum-v1", config, seed=0)
+        batch = collect(agent)
+        batch.advantages = torch.zeros_like(batch.advantages)
+        assert agent.actor.log_std is not None
+        log_std_before = agent.actor.log_std.detach().clone()
+        mean_net = [p for name, p in agent.actor.named_parameters() if name != "log_std"]
+        mean_net_before = [p.detach().clone() for p in mean_net]
+        diagnostics = agent.update(batch)
+        assert all(torch.equal(a, b) for a, b in zip(mean_net_before, mean_net, strict=True))
+        if ent_coef == 0.0:
+            assert diagnostics["train/line_search_success"] == 0.0
+            assert torch.equal(agent.actor.log_std, log_std_before)
+            continue
+        d = log_std_before.numel()
+        expected = np.sqrt(2 * config.max_kl / (d * (2 + config.cg_damping)))
+        assert diagnostics["train/line_search_success"] == 1.0 and diagnostics["train/backtracks"] == 0.0
+        step = (agent.actor.log_std.detach() - log_std_before).double()
+        assert torch.allclose(step, torch.full_like(step, expected), rtol=1e-5)
+        assert diagnostics["train/kl"] <= config.max_kl

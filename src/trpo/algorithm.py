@@ -317,8 +317,9 @@ class TRPO:
             return functional_call(self.actor, unflatten(theta, params_k), (obs,))
 
         def surrogate(p: Tensor) -> Tensor:
-            """L(theta) = mean[pi_theta(a|s) / pi_k(a|s) * A]."""
-            return (torch.exp(dist.log_prob(p, actions) - log_prob_k) * adv).mean()
+            """L(theta) = mean[pi_theta(a|s) / pi_k(a|s) * A] (+ ent_coef * mean entropy of pi_theta)."""
+            gain = (torch.exp(dist.log_prob(p, actions) - log_prob_k) * adv).mean()
+            return gain + cfg.ent_coef * dist.entropy(p).mean() if cfg.ent_coef > 0 else gain
 
         # g = grad L at theta_k
         leaves = {name: p.clone().requires_grad_(True) for name, p in params_k.items()}

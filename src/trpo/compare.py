@@ -37,7 +37,7 @@ POLICY_STEP_FIELDS: dict[str, frozenset[str]] = {
     "trpo": frozenset({"max_kl", "cg_iters", "cg_damping", "cg_tol", "fvp_method", "fvp_subsample",
                        "backtrack_coef", "backtrack_iters"}),
     "npg": frozenset({"max_kl", "cg_iters", "cg_damping", "cg_tol", "fvp_method", "fvp_subsample"}),
-    "ppo": frozenset({"pi_lr", "ppo_epochs", "ppo_minibatch_size", "clip_range", "target_kl", "ent_coef",
+    "ppo": frozenset({"pi_lr", "ppo_epochs", "ppo_minibatch_size", "clip_range", "target_kl",
                       "max_grad_norm"}),
 }  # fmt: skip
 

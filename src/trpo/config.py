@@ -60,7 +60,8 @@ class TRPOConfig:
     target_kl: float = 0.0
     """PPO: stop this update's epochs once a minibatch's approximate KL(pi_old || pi) exceeds this (0 = never)."""
     ent_coef: float = 0.0
-    """PPO: entropy bonus coefficient in the actor's loss."""
+    """Entropy bonus: TRPO and NPG maximise L(theta) + ent_coef * mean entropy inside the trust region (the
+    line search asks this objective to improve); PPO subtracts ent_coef * entropy from its actor loss."""
     max_grad_norm: float = 0.5
     """PPO: clip the actor's gradient to this global L2 norm before each Adam step (0 = no clipping)."""
 
