@@ -98,6 +98,21 @@ def test_flags_override_config_file_which_overrides_preset(tmp_path: Path, capsy
     assert args.hp.n_steps == 32  # flag over file
 
 
+def test_no_preset_starts_from_the_defaults(tmp_path: Path) -> None:
+    from trpo import TRPOConfig
+    from trpo.cli import _parse_train
+
+    file = tmp_path / "c.yaml"
+    file.write_text("max_kl: 0.03\n")
+    args, preset = _parse_train(["Pendulum-v1", "--no-preset", "--config", str(file), "--n-steps", "32"])
+    defaults = TRPOConfig()
+    assert preset is None
+    assert (args.hp.gamma, args.hp.use_sde, args.hp.n_envs) == (defaults.gamma, defaults.use_sde, defaults.n_envs)
+    assert (args.hp.max_kl, args.hp.n_steps) == (0.03, 32)  # --config and flags still apply
+    args, _ = _parse_train(["CartPole-v1", "--no-preset", "--algo", "ppo"])
+    assert args.hp.algo == "ppo" and args.hp.n_envs == defaults.n_envs  # not PPO's CartPole preset
+
+
 def test_help_lists_every_config_field() -> None:
     import dataclasses
 

@@ -44,6 +44,8 @@ class TrainArgs:
     """Run directory (default: runs/<env>-<algo>-<seed>-<timestamp>)."""
     config: Path | None = None
     """YAML file of config fields applied on top of the environment's preset."""
+    preset: bool = True
+    """Apply the environment's preset (--no-preset: TRPOConfig's defaults, then --config and flags)."""
     resume: Path | None = None
     """Continue the run in this directory from its last checkpoint."""
     force: bool = False
@@ -114,7 +116,10 @@ def _parse_train(argv: list[str]) -> tuple[TrainArgs, str | None]:
     algo = first.hp.algo
     if algo == "trpo" and first.config is not None:  # no --algo flag: the config file may name one
         algo = load_yaml_config(first.config).algo
-    base, preset = preset_config(first.env_id, algo=algo)
+    if first.preset:
+        base, preset = preset_config(first.env_id, algo=algo)
+    else:
+        base, preset = TRPOConfig().replace(algo=algo), None
     if first.config is not None:
         base = load_yaml_config(first.config, base=base)
     args = _parse(TrainArgs, argv, "trpo train", default=dataclasses.replace(first, hp=base))
@@ -160,7 +165,8 @@ def train(argv: list[str]) -> int:
         agent.start_sampler()  # failing environments, workers or Ray cluster: reported before the run dir exists
         env_id = args.env_id
         run_dir = _prepare_run_dir(args, env_id, config.algo, config.seed)
-        print(f"algo: {config.algo}; preset: {preset or 'none (TRPOConfig defaults)'}", file=sys.stderr)
+        defaults = "none (TRPOConfig defaults)" if args.preset else "none (--no-preset: TRPOConfig defaults)"
+        print(f"algo: {config.algo}; preset: {preset or defaults}", file=sys.stderr)
         run_dir.mkdir(parents=True, exist_ok=True)
         save_yaml_config(config, run_dir / "config.yaml", header=f"trpo train {env_id} --config config.yaml")
     global _current_run_dir
