@@ -37,6 +37,21 @@ def test_exploration_matrix_is_held_for_sample_freq_steps() -> None:
     assert torch.equal(actions[3], actions[5])
 
 
+def test_rollout_start_draws_the_matrix_its_first_steps_use() -> None:
+    """start_rollout draws once; the first sample_freq steps use that draw (no second draw at step 0)."""
+    actor = make_actor()
+    obs = torch.randn(2, 3)
+    sde = StateDependentNoise(actor, n_envs=2, sample_freq=2, generator=torch.Generator().manual_seed(0))
+    sde.start_rollout()
+    drawn = sde.matrices.clone()
+    state = sde.generator.get_state()
+    sde(obs)
+    sde(obs)
+    assert torch.equal(sde.matrices, drawn) and torch.equal(sde.generator.get_state(), state)
+    sde(obs)
+    assert not torch.equal(sde.matrices, drawn)  # the third step draws the next matrix
+
+
 def test_sde_update_respects_trust_region() -> None:
     config = TRPOConfig(n_envs=2, n_steps=128, use_sde=True, log_std_init=-1.0)
     agent = TRPO("Pendulum-v1", config, seed=0)

@@ -173,8 +173,9 @@ class StateDependentNoise(ActionSampler):
         assert actor.log_std is not None and actor.use_sde
         super().__init__(actor, generator)
         self.sample_freq = sample_freq
-        self.steps = 0
         self.matrices = torch.zeros(n_envs, *actor.log_std.shape)
+        self.steps: int | None = None
+        """Steps taken with the current matrices (None: none drawn yet)."""
 
     def resample(self) -> None:
         assert self.actor.log_std is not None
@@ -188,8 +189,9 @@ class StateDependentNoise(ActionSampler):
     @torch.no_grad()
     def __call__(self, obs: Tensor) -> Tensor:
         """Sample one action per env for observations [n_envs, obs_dim]."""
-        if self.steps == 0 or (self.sample_freq > 0 and self.steps % self.sample_freq == 0):
+        if self.steps is None or (self.sample_freq > 0 and self.steps == self.sample_freq):
             self.resample()
+        assert self.steps is not None
         self.steps += 1
         z = self.features(obs)
         return self.head(z) + torch.bmm(z.unsqueeze(1), self.matrices).squeeze(1)
