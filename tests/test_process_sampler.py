@@ -16,7 +16,7 @@ import pytest
 from test_samplers import assert_valid, updates_in
 from trpo import TRPO, TRPOConfig
 from trpo.cli import main
-from trpo.errors import ConfigError, NonFiniteEnvError
+from trpo.errors import ConfigError, NonFiniteEnvError, TrainingStopped
 from trpo.process_sampler import ProcessSampler
 
 # 2 workers x 2 envs of CartPole; small batches so that a test runs many updates in seconds
@@ -78,6 +78,28 @@ def test_a_killed_worker_is_replaced_and_training_goes_on_without_a_gap(tmp_path
     rows = updates_in(tmp_path)
     assert [r["time/updates"] for r in rows] == [1, 2, 3, 4]
     assert rows[-1]["sampler/worker_restarts"] == 1
+
+
+def test_a_replacement_that_cannot_start_is_reported_as_such(monkeypatch: pytest.MonkeyPatch) -> None:
+    agent = TRPO("CartPole-v1", CONFIG, seed=0)
+    try:
+        agent.learn(CONFIG.batch_size)
+        sampler = sampler_of(agent)
+
+        def start_a_process_that_exits(k: int) -> None:
+            parent, child = sampler.context.Pipe()
+            process = sampler.context.Process(target=os._exit, args=(3,), daemon=True)
+            process.start()
+            child.close()
+            sampler.processes[k], sampler.conns[k] = process, parent
+
+        monkeypatch.setattr(sampler, "_start", start_a_process_that_exits)
+        os.kill(sampler.pids[1], signal.SIGKILL)
+        with pytest.raises(TrainingStopped, match=r"worker 1 died .* its replacement exited \(code 3\)") as info:
+            agent.learn(2 * CONFIG.batch_size)
+        assert "__main__" not in str(info.value)  # not the start-up advice: the first start worked
+    finally:
+        agent.close()
 
 
 def test_resume_continues_with_new_episodes(tmp_path: Path) -> None:

@@ -123,12 +123,18 @@ class ProcessSampler(WorkerSampler):
             raise WorkerDied(f"worker {k} (pid {self.processes[k].pid}) ended: {exc or 'pipe closed'}") from None
         return message
 
-    def _wait_ready(self, k: int) -> None:
+    def _wait_ready(self, k: int, replacing: WorkerDied | None = None) -> None:
+        """Wait for worker k's ready message; `replacing` is the death of the worker it replaces mid-run."""
         try:
             message = self._receive(k)
         except WorkerDied:
             process = self.processes[k]
             process.join(timeout=5)
+            if replacing is not None:  # the first start worked, so the script's main guard is not the cause
+                raise TrainingStopped(
+                    f"sampler worker {k} died ({replacing}) and its replacement exited (code {process.exitcode}) "
+                    "before it was ready"
+                ) from None
             raise TrainingStopped(
                 f"sampler worker {k} exited (code {process.exitcode}) before it was ready. Workers are started "
                 "with 'spawn' and import the main module: a script that trains with sampler=process must do so "
@@ -167,7 +173,7 @@ class ProcessSampler(WorkerSampler):
             raise TrainingStopped(f"sampler worker {k} died {failures} times while sampling one batch (last: {error})")
         self._stop(k)
         self._start(k)
-        self._wait_ready(k)
+        self._wait_ready(k, replacing=error)
 
     def _gather(self, policy: PolicyVersion, start_step: int) -> list[WorkerResult]:
         """Send `policy` to every worker, then take their results in order; a dead worker is restarted and re-run."""
