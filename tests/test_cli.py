@@ -64,7 +64,7 @@ def test_run_directory_contract(pendulum_run: Path) -> None:
 
 def test_config_yaml_reruns_the_same_config(pendulum_run: Path, tmp_path: Path) -> None:
     config = yaml.safe_load((pendulum_run / "config.yaml").read_text())
-    assert config["n_steps"] == 256 and config["gamma"] == 0.9  # flag and preset both recorded
+    assert config["n_steps"] == 256 and config["gamma"] == 0.95  # flag and preset both recorded
     from trpo.config import load_yaml_config
 
     assert load_yaml_config(pendulum_run / "config.yaml").n_envs == 2
@@ -93,7 +93,7 @@ def test_flags_override_config_file_which_overrides_preset(tmp_path: Path, capsy
     file.write_text("max_kl: 0.03\nn_steps: 64\n")
     args, preset = _parse_train(["Pendulum-v1", "--config", str(file), "--n-steps", "32"])
     assert preset == "Pendulum-v1"
-    assert args.hp.gamma == 0.9  # preset
+    assert args.hp.gamma == 0.95  # preset
     assert args.hp.max_kl == 0.03  # file over preset
     assert args.hp.n_steps == 32  # flag over file
 
