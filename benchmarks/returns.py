@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trpo.parallel import run_all, train_command
-from trpo.plotting import STEPS, load_run, plot_curves
+from trpo.plotting import STEPS, Run, load_run, plot_curves
 
 TRAIN_RETURN = "rollout/ep_return_mean"
 
@@ -78,11 +78,10 @@ def train_all(jobs: list[Job], workers: int, reuse: bool) -> None:
         raise RuntimeError("\n".join(failed))
 
 
-def final_and_last100(run_dir: Path) -> tuple[float, float, int]:
+def final_and_last100(run: Run) -> tuple[float, float, int]:
     """Final deterministic evaluation (summary.json), mean of the last 100 training episodes and steps."""
-    summary = json.loads((run_dir / "summary.json").read_text())
-    columns = load_run(run_dir).columns
-    return float(summary["mean_return"]), float(columns[TRAIN_RETURN][-1]), int(columns[STEPS][-1])
+    summary = json.loads((run.path / "summary.json").read_text())
+    return float(summary["mean_return"]), float(run.columns[TRAIN_RETURN][-1]), int(run.columns[STEPS][-1])
 
 
 def mean_std(values: list[float]) -> str:
@@ -131,9 +130,10 @@ def main() -> None:
         writer.writerow(["env", "seed", "steps", "final_return", "last100_return", "run_dir"])
         for env_id in args.envs:
             env_jobs = [j for j in jobs if j.env_id == env_id]
+            env_runs = [load_run(j.run_dir) for j in env_jobs]
             finals, last100s = [], []
-            for j in env_jobs:
-                final, last100, steps = final_and_last100(j.run_dir)
+            for j, run in zip(env_jobs, env_runs, strict=True):
+                final, last100, steps = final_and_last100(run)
                 writer.writerow([env_id, j.seed, steps, final, last100, j.run_dir])
                 finals.append(final)
                 last100s.append(last100)
@@ -141,7 +141,7 @@ def main() -> None:
                 f"| {env_id} | {args.steps:,} | {len(env_jobs)} | {mean_std(finals)} | "
                 f"{mean_std(last100s)} | {', '.join(f'{v:.0f}' for v in finals)} |"
             )
-            plot_curves([load_run(j.run_dir) for j in env_jobs], TRAIN_RETURN, args.out / f"{env_id}.png")
+            plot_curves(env_runs, TRAIN_RETURN, args.out / f"{env_id}.png")
     (args.out / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
