@@ -13,6 +13,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
+from conftest import require
 from test_samplers import assert_valid, updates_in
 from trpo import TRPO, TRPOConfig
 from trpo.cli import main
@@ -206,7 +207,7 @@ def test_a_script_without_a_main_guard_gets_told_why(tmp_path: Path) -> None:
 
 def test_mujoco_presets_sample_in_worker_processes(tmp_path: Path) -> None:
     """Hopper-v5's preset: 2 worker processes of 8 MuJoCo envs each, 4096 steps per update (mujoco extra)."""
-    pytest.importorskip("mujoco")
+    require("mujoco", "mujoco")
     run = tmp_path / "run"
     assert main(["train", "Hopper-v5", "--total-steps", "8192", "--quiet", "--run-dir", str(run)]) == 0
     config = (run / "config.yaml").read_text()

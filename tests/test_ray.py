@@ -15,16 +15,12 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import require
 from test_samplers import assert_valid, updates_in
 from trpo import TRPO, TRPOConfig
 from trpo.ray_sampler import RaySampler, StaleBatchError, check_version
 
-try:
-    import ray
-except ImportError:  # CI installs the `ray` extra: there a missing Ray is a failure, not a skip
-    if os.environ.get("CI"):
-        raise
-    pytest.skip("Ray is not installed (pip install 'trpo[ray]'); CI runs these tests", allow_module_level=True)
+ray = require("ray", "ray")
 
 # 2 workers x 2 envs of CartPole; small batches so that a test runs many updates in seconds
 CONFIG = TRPOConfig(
