@@ -72,7 +72,7 @@ def test_a_killed_worker_is_replaced_and_training_goes_on_without_a_gap(tmp_path
         sampler = sampler_of(agent)
         killed = sampler.pids[1]
         os.kill(killed, signal.SIGKILL)
-        agent.learn(4 * CONFIG.batch_size, run_dir=tmp_path)
+        agent.learn(until=4 * CONFIG.batch_size, run_dir=tmp_path)
         assert sampler.pids[1] != killed and sampler.restarts == 1
     finally:
         agent.close()
@@ -113,7 +113,7 @@ def test_resume_continues_with_new_episodes(tmp_path: Path) -> None:
     resumed = TRPO.load(tmp_path / "checkpoint")
     try:
         assert resumed.config.sampler == "process" and resumed.num_updates == 2
-        resumed.learn(4 * CONFIG.batch_size, run_dir=tmp_path)
+        resumed.learn(until=4 * CONFIG.batch_size, run_dir=tmp_path)
         assert sampler_of(resumed).stats.episodes > episodes  # counted on from the checkpoint
     finally:
         resumed.close()
