@@ -197,3 +197,15 @@ def test_fisher_subsample_is_a_uniform_random_subset() -> None:
     assert len(subsets) > draws // 2
     # each state is drawn with probability k / n = 1/4: 500 expected, binomial std ~19
     assert float(counts.min()) > 400 and float(counts.max()) < 600
+
+
+@pytest.mark.parametrize("bad", [np.zeros(2), np.zeros(6), np.zeros((4, 2)), np.zeros((0, 3)), np.zeros((2, 3, 1))])
+def test_predict_refuses_an_observation_of_the_wrong_shape(bad: np.ndarray) -> None:
+    from trpo.errors import ObservationError
+
+    agent = TRPO("Pendulum-v1", TRPOConfig(), seed=0)  # observations of shape (3,)
+    with pytest.raises(ObservationError, match=r"takes one observation of shape \(3,\) or a batch of shape \(N, 3\)"):
+        agent.predict(bad)
+    with pytest.raises(ObservationError, match="numeric"):
+        agent.predict(np.array(["a", "b", "c"]))
+    assert agent.predict([0.0, 1.0, 0.5]).shape == (1,)  # a list is fine

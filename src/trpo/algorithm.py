@@ -19,7 +19,7 @@ from trpo import persistence
 from trpo.callbacks import CallbackArg, as_callbacks
 from trpo.config import TRPOConfig
 from trpo.envs import EnvFactory, env_factory, probe_spaces
-from trpo.errors import ConfigError, Interrupted, NonFiniteEnvError, TrainingStopped
+from trpo.errors import ConfigError, Interrupted, NonFiniteEnvError, ObservationError, TrainingStopped
 from trpo.evaluation import evaluate as evaluate_policy
 from trpo.health import HealthMonitor, dead_unit_fractions
 from trpo.interrupts import GracefulStop
@@ -440,9 +440,12 @@ class TRPO:
 
     @torch.no_grad()
     def predict(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
-        """Action(s) for one observation or a batch, with the frozen observation normalisation."""
-        obs = np.asarray(obs)
-        single = obs.shape == tuple(self.observation_space.shape or ())
+        """Action(s) for one observation or a batch, with the frozen observation normalisation.
+
+        `obs` has the observation space's shape (one observation: one action) or a leading batch axis
+        (N observations: N actions); any other shape raises `ObservationError`, as does a non-numeric one.
+        """
+        obs, single = self._checked_observation(obs)
         flat = self.obs_normalizer(obs.reshape(1 if single else obs.shape[0], -1))
         params = self.actor(torch.from_numpy(flat))
         action = self.dist.mode(params) if deterministic else self.dist.sample(params, self.generator)
@@ -452,6 +455,25 @@ class TRPO:
         elif isinstance(self.action_space, spaces.Discrete):
             out = out + int(self.action_space.start)
         return out[0] if single else out
+
+    def _checked_observation(self, obs: Any) -> tuple[np.ndarray, bool]:
+        """`obs` as an array, and whether it is one observation (else a batch); ObservationError otherwise."""
+        shape = tuple(self.observation_space.shape or ())
+        try:
+            array = np.asarray(obs)
+            array = array.astype(np.float64) if array.dtype == object else array
+        except (TypeError, ValueError) as exc:
+            raise ObservationError(f"predict() needs an array of shape {shape} or (N, *{shape}): {exc}") from None
+        if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
+            raise ObservationError(f"predict() needs a numeric observation, got dtype {array.dtype}")
+        if array.shape == shape:
+            return array, True
+        if array.ndim == len(shape) + 1 and array.shape[1:] == shape and array.shape[0] > 0:
+            return array, False
+        raise ObservationError(
+            f"predict() got an observation of shape {array.shape}; the observation space {self.observation_space} "
+            f"takes one observation of shape {shape} or a batch of shape (N, {', '.join(map(str, shape))})"
+        )
 
     # ------------------------------------------------------------------ persistence (trpo.persistence)
 
