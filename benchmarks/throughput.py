@@ -40,12 +40,8 @@ warnings.filterwarnings("ignore")
 
 # RL-Zoo's TRPO hyperparameters (rl-baselines3-zoo, hyperparams/trpo.yml at commit 13a3fe7), each env's
 # own entry (MuJoCo v5 ids take the v4 entries). Keys not in an entry take sb3-contrib's TRPO defaults
-# (SB3_DEFAULTS). `normalize: true` means VecNormalize (observations and rewards).
-SB3_DEFAULTS: dict[str, Any] = {
-    "n_envs": 1, "n_steps": 2048, "batch_size": 128, "gamma": 0.99, "gae_lambda": 0.95, "learning_rate": 1e-3,
-    "cg_max_steps": 15, "cg_damping": 0.1, "n_critic_updates": 10, "target_kl": 0.01, "sub_sampling_factor": 1,
-    "use_sde": False, "sde_sample_freq": -1, "normalize": False,
-}  # fmt: skip
+# (trpo.zoo.SB3_TRPO_DEFAULTS); `normalize: true` means VecNormalize (observations and rewards). trpo's
+# like-for-like config is what `trpo train ENV --zoo trpo.yml` reads from the same entry (trpo.zoo).
 _ZOO_MUJOCO: dict[str, Any] = {
     "normalize": True, "n_envs": 2, "batch_size": 128, "n_steps": 1024, "gamma": 0.99, "gae_lambda": 0.95,
     "sub_sampling_factor": 1, "cg_max_steps": 25, "cg_damping": 0.1, "n_critic_updates": 20, "learning_rate": 1e-3,
@@ -72,23 +68,20 @@ ZOO: dict[str, dict[str, Any]] = {
 
 def zoo(env_id: str) -> dict[str, Any]:
     """The peer's complete settings for `env_id`: its RL-Zoo entry on sb3-contrib's defaults."""
+    from trpo.zoo import SB3_TRPO_DEFAULTS
+
     if env_id not in ZOO:
         raise SystemExit(f"error: no RL-Zoo TRPO entry for {env_id} here; known: {', '.join(ZOO)}")
-    return {**SB3_DEFAULTS, **ZOO[env_id]}
+    return {**SB3_TRPO_DEFAULTS, **ZOO[env_id]}
 
 
 def zoo_config(env_id: str) -> Any:
-    """trpo's TRPOConfig with exactly the peer's settings (RL-Zoo's entry; sb3's 64x64 tanh MlpPolicy)."""
-    from trpo import TRPOConfig
+    """trpo's TRPOConfig with exactly the peer's settings (RL-Zoo's entry mapped by trpo.zoo)."""
+    from trpo.config import config_from_dict
+    from trpo.zoo import zoo_fields
 
-    z = zoo(env_id)
-    return TRPOConfig(
-        n_envs=z["n_envs"], n_steps=z["n_steps"], max_kl=z["target_kl"], gamma=z["gamma"], gae_lambda=z["gae_lambda"],
-        vf_lr=z["learning_rate"], vf_epochs=z["n_critic_updates"], vf_minibatch_size=z["batch_size"],
-        cg_iters=z["cg_max_steps"], cg_damping=z["cg_damping"], fvp_subsample=1.0 / z["sub_sampling_factor"],
-        use_sde=z["use_sde"], sde_sample_freq=max(z["sde_sample_freq"], 0), normalize_obs=z["normalize"],
-        normalize_reward=z["normalize"], hidden_sizes=(64, 64), activation="tanh", log_std_init=0.0, sampler="sync",
-    )  # fmt: skip
+    zoo(env_id)  # the error for an env without an entry
+    return config_from_dict(zoo_fields(ZOO[env_id], source=f"RL-Zoo {env_id}"))
 
 
 @dataclass
