@@ -103,12 +103,16 @@ def test_keys_without_equivalent_are_refused_one_line_each_and_nothing_runs(zoo_
     assert not Path("/tmp/trpo-zoo-pwned").exists()
 
 
-def test_differing_actor_and_critic_sizes_and_unknown_activations_are_refused() -> None:
-    entry = {"policy_kwargs": "dict(net_arch=dict(pi=[64], vf=[256]), activation_fn=nn.GELU)"}
+def test_actor_and_critic_sizes_apart_and_unknown_activations() -> None:
+    c = config_from_dict(
+        zoo_fields({"policy_kwargs": "dict(net_arch=dict(pi=[64], vf=[256, 256]), activation_fn=nn.GELU)"})
+    )
+    assert (c.actor_sizes, c.critic_sizes, c.activation) == ((64,), (256, 256), "GELU")
     with pytest.raises(ConfigError) as info:
-        zoo_fields(entry)
+        zoo_fields({"policy_kwargs": "dict(activation_fn=nn.Softmax, net_arch=[0])"})
     text = str(info.value)
-    assert "pi [64] and vf [256] differ" in text and "activation_fn: nn.GELU" in text
+    assert "activation_fn: nn.Softmax" in text and "is not an element-wise torch.nn activation" in text
+    assert "net_arch: [0]" in text
 
 
 def test_missing_env_and_unreadable_files(zoo_file: Path, tmp_path: Path) -> None:

@@ -93,9 +93,9 @@ class TRPO:
         self.dist = make_distribution(action_space)
         self.device = torch.device(cfg.device)
         self.actor = Actor(
-            self.obs_dim, self.dist, cfg.hidden_sizes, cfg.activation, cfg.ortho_init, cfg.log_std_init, cfg.use_sde
+            self.obs_dim, self.dist, cfg.actor_sizes, cfg.activation, cfg.ortho_init, cfg.log_std_init, cfg.use_sde
         )
-        self.critic = Critic(self.obs_dim, cfg.hidden_sizes, cfg.activation, cfg.ortho_init)
+        self.critic = Critic(self.obs_dim, cfg.critic_sizes, cfg.activation, cfg.ortho_init)
         self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=cfg.vf_lr, fused=True)
         self.obs_normalizer = ObservationNormalizer((self.obs_dim,), cfg.normalize_obs, cfg.clip_obs)
         self.reward_scaler = RewardScaler(cfg.n_envs, cfg.gamma, cfg.normalize_reward, cfg.clip_reward)
@@ -108,6 +108,7 @@ class TRPO:
         self.skipped_batches = 0
         self.last_rejection = ""
         self.stop_reason = ""  # set when a callback stopped the last learn() call
+        self.schedule_until = cfg.total_steps  # the step count learning-rate schedules run out at (learn's target)
         self.rollout_seconds = 0.0  # wall time spent collecting and updating, over this object's life
         self.update_seconds = 0.0
         self._collector: Sampler | None = None
@@ -158,6 +159,7 @@ class TRPO:
             )
             return self
         run_path = Path(run_dir) if run_dir is not None else None
+        self.schedule_until = total
         for c in callbacks:
             c.on_training_start(self, run_path)
         collector = self._rollout_collector()
@@ -290,6 +292,7 @@ class TRPO:
         diagnostics = self._policy_step(PolicyBatch(obs, batch.actions, adv, p_k, log_prob_k))
 
         value_loss_before = self._value_loss(obs, batch.returns)
+        vf_lr = self._critic_learning_rate()
         self._fit_critic(obs, batch.returns)
         with torch.no_grad():
             p_new = self.actor(obs)
@@ -309,6 +312,8 @@ class TRPO:
         for name, layers in (("actor", self.actor.features), ("critic", self.critic.net)):
             for i, fraction in enumerate(dead_unit_fractions(layers, obs)):
                 diagnostics[f"train/dead_units_{name}_{i}"] = fraction
+        if cfg.vf_lr_schedule != "constant":
+            diagnostics["train/vf_lr"] = vf_lr
         if self.actor.gaussian:
             diagnostics["train/policy_std"] = float(p_new[:, self.dist.param_dim // 2 :].exp().mean())
         return diagnostics
@@ -401,6 +406,17 @@ class TRPO:
         """A random subset of the batch (fraction `fvp_subsample`) for Fisher-vector products."""
         k = max(1, round(self.config.fvp_subsample * n))
         return torch.randperm(n, generator=self.generator)[:k]
+
+    def _critic_learning_rate(self) -> float:
+        """Set and return the critic's Adam learning rate for this update: vf_lr, or with the linear
+        schedule vf_lr * (1 - steps taken / steps learn() trains up to), never below 0."""
+        cfg = self.config
+        lr = cfg.vf_lr
+        if cfg.vf_lr_schedule == "linear":
+            lr *= max(0.0, 1.0 - self.num_steps / max(1, self.schedule_until))
+        for group in self.critic_optimizer.param_groups:
+            group["lr"] = lr
+        return lr
 
     def _fit_critic(self, obs: Tensor, returns: Tensor) -> None:
         """Regress V(s) on the returns: `vf_epochs` passes of Adam over shuffled minibatches."""

@@ -10,7 +10,8 @@ set, so `zoo_fields` starts from those defaults (`SB3_TRPO_DEFAULTS`) and maps e
     n_envs, n_steps, gamma, gae_lambda, use_sde, sde_sample_freq       n_timesteps -> total_steps
     line_search_shrinking_factor -> backtrack_coef                     line_search_max_iter -> backtrack_iters
     normalize_advantage -> normalize_advantages
-    policy_kwargs: net_arch -> hidden_sizes, activation_fn -> activation, log_std_init, ortho_init
+    policy_kwargs: net_arch -> hidden_sizes (pi/vf: actor_/critic_hidden_sizes), activation_fn -> activation,
+                   log_std_init, ortho_init
 
 A key with no trpo equivalent is refused, one line per key. `policy_kwargs` strings (Python expressions
 in RL-Zoo files) are read with `ast` as data: only `dict(...)`, literals and `nn.<Activation>` names;
@@ -27,6 +28,7 @@ from typing import Any
 import yaml
 
 from trpo.errors import ConfigError
+from trpo.policies import ACTIVATIONS, activation_class
 
 SB3_TRPO_DEFAULTS: dict[str, Any] = {
     "n_envs": 1, "n_steps": 2048, "batch_size": 128, "gamma": 0.99, "gae_lambda": 0.95, "learning_rate": 1e-3,
@@ -54,7 +56,6 @@ DIRECT = {
 WHOLE = {"n_envs", "n_steps", "batch_size", "n_critic_updates", "cg_max_steps", "line_search_max_iter", "n_timesteps"}
 IGNORED = {"policy": ("MlpPolicy",)}
 """Keys read but with nothing to set: the values trpo runs anyway (anything else is refused)."""
-ACTIVATIONS = {"Tanh": "tanh", "ReLU": "relu", "ELU": "elu", "LeakyReLU": "leaky_relu", "SiLU": "silu"}
 
 
 def read_zoo_entry(path: str | Path, env_id: str) -> dict[str, Any]:
@@ -142,13 +143,14 @@ def _policy_fields(policy_kwargs: Any, refused: list[str], source: str) -> dict[
     out: dict[str, Any] = {}
     for key, value in kwargs.items():
         if key == "net_arch":
-            out["hidden_sizes"] = _net_arch(value, refused, source)
+            out.update(_net_arch(value, refused, source))
         elif key == "activation_fn":
             written = str(value).removeprefix("nn.")
-            name = ACTIVATIONS.get(written, written if written in ACTIVATIONS.values() else None)
-            if name is None:
-                refused.append(f"{source}: policy_kwargs.activation_fn: {value} (trpo has {', '.join(ACTIVATIONS)})")
-            out["activation"] = name
+            try:
+                cls = activation_class(written)
+                out["activation"] = next((k for k, v in ACTIVATIONS.items() if v is cls), written)  # "relu", not "ReLU"
+            except ConfigError as exc:
+                refused.append(f"{source}: policy_kwargs.activation_fn: {value}: {exc}")
         elif key in ("log_std_init", "ortho_init"):
             out[key] = value
         else:
@@ -156,20 +158,22 @@ def _policy_fields(policy_kwargs: Any, refused: list[str], source: str) -> dict[
     return out
 
 
-def _net_arch(value: Any, refused: list[str], source: str) -> tuple[int, ...] | None:
-    """sb3's net_arch: a list of sizes, or dict(pi=[...], vf=[...]) with the same sizes for both."""
+def _net_arch(value: Any, refused: list[str], source: str) -> dict[str, tuple[int, ...]]:
+    """sb3's net_arch: a list of sizes (actor and critic alike), or dict(pi=[...], vf=[...])."""
+
+    def sizes(v: Any) -> tuple[int, ...] | None:
+        if isinstance(v, list) and v and all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in v):
+            return tuple(v)
+        return None
+
     if isinstance(value, dict) and set(value) == {"pi", "vf"}:
-        if value["pi"] != value["vf"]:
-            refused.append(
-                f"{source}: policy_kwargs.net_arch: pi {value['pi']} and vf {value['vf']} differ; trpo's actor and "
-                "critic share hidden_sizes"
-            )
-            return None
-        value = value["pi"]
-    if isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-        return tuple(value)
+        pi, vf = sizes(value["pi"]), sizes(value["vf"])
+        if pi is not None and vf is not None:
+            return {"hidden_sizes": pi} if pi == vf else {"actor_hidden_sizes": pi, "critic_hidden_sizes": vf}
+    elif (shared := sizes(value)) is not None:
+        return {"hidden_sizes": shared}
     refused.append(f"{source}: policy_kwargs.net_arch: {value!r} is not a list of layer sizes or dict(pi=..., vf=...)")
-    return None
+    return {}
 
 
 def _literal(text: str, key: str, refused: list[str], source: str) -> Any:
