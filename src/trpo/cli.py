@@ -29,6 +29,7 @@ COMMANDS = {
     "record": "render the policy of a run directory to an MP4 video",
     "export": "export the policy of a run directory as a standalone ONNX model",
     "compare": "train TRPO, NPG and PPO over seeds on one environment and tabulate the measured claims",
+    "tune": "search hyperparameters with Optuna (TPE, pruning on periodic evaluation); the study resumes",
 }
 RUN_FILES = ("config.yaml", "progress.csv", "summary.json", "checkpoint", "checkpoint.old", "checkpoint.tmp")
 
@@ -261,6 +262,15 @@ def compare_command(argv: list[str]) -> int:
     return 0
 
 
+def tune_command(argv: list[str]) -> int:
+    from trpo.tune import TuneArgs, tune
+
+    args = _parse(TuneArgs, argv, "trpo tune")
+    print(tune(args), end="")
+    print(f"wrote {args.out / 'best.yaml'}, trials.csv, tune.md and tune.png")
+    return 0
+
+
 def usage() -> str:
     lines = ["usage: trpo COMMAND [ARGS]", "", "commands:"]
     lines += [f"  {name:<8} {text}" for name, text in COMMANDS.items()]
@@ -281,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         "record": record_command,
         "export": export_command,
         "compare": compare_command,
+        "tune": tune_command,
     }
     if command not in handlers:
         print(f"error: unknown command {command!r}; choose one of: {', '.join(COMMANDS)}", file=sys.stderr)
