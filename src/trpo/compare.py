@@ -47,22 +47,22 @@ class CompareArgs:
     """Train each algorithm on ENV_ID for every seed (each with its preset for the environment) and
     compare sample efficiency, wall-clock time, stability and KL per update in one table."""
 
-    env_id: tyro.conf.Positional[str]
+    env_id: Annotated[tyro.conf.Positional[str], tyro.conf.arg(metavar="ENV_ID")]
     """Gymnasium environment id, e.g. CartPole-v1."""
     algos: str = "trpo,ppo,npg"
     """Comma-separated algorithms to compare (trpo, npg, ppo)."""
     seeds: int = 5
     """Seeds per algorithm (0 .. seeds-1)."""
-    total_steps: int | None = None
+    total_steps: Annotated[int | None, tyro.conf.arg(metavar="INT", help_behavior_hint="")] = None
     """Environment steps per run (default: the preset's total_steps of each algorithm)."""
-    config: Path | None = None
+    config: Annotated[Path | None, tyro.conf.arg(metavar="FILE")] = None
     """YAML file of config fields applied to every algorithm on top of its preset (e.g. the same network
     and rollouts for all, so that only the policy update differs)."""
     out: Path = Path("runs/compare")
     """Output directory: runs/, compare.md, compare.csv, compare.png."""
     workers: int = dataclasses.field(default_factory=default_workers)
     """Runs in parallel (processes; default: the number of CPUs)."""
-    threshold: float | None = None
+    threshold: Annotated[float | None, tyro.conf.arg(metavar="FLOAT", help_behavior_hint="")] = None
     """Return for 'steps to threshold' (default: the environment's reward_threshold, if it has one)."""
     evals: int = 20
     """Periodic deterministic evaluations per run (the stability metrics are computed on them)."""

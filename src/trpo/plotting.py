@@ -10,7 +10,7 @@ import math
 import os
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import tyro
@@ -28,9 +28,11 @@ class PlotArgs:
     benchmark's output, is searched for them). Runs of the same environment and algorithm are
     averaged: a line for the mean over seeds and a band of +- one standard deviation."""
 
-    run_dirs: tyro.conf.Positional[tuple[Path, ...]]
+    run_dirs: Annotated[
+        tyro.conf.Positional[tuple[Path, ...]], tyro.conf.arg(metavar="RUN_DIR [RUN_DIR ...]", help_behavior_hint="")
+    ]
     """Run directories written by `trpo train`, or directories containing them."""
-    out: Path | None = None
+    out: Annotated[Path | None, tyro.conf.arg(metavar="FILE")] = None
     """PNG to write (default: RUN_DIR/curves.png or RUN_DIR/diagnostics.png for one run, else ./trpo-plot.png)."""
     metric: str = "rollout/ep_return_mean"
     """progress.csv column to plot against environment steps."""
