@@ -236,7 +236,9 @@ def evaluate_command(argv: list[str]) -> int:
 def plot_command(argv: list[str]) -> int:
     from trpo.plotting import PlotArgs, plot
 
-    out = plot(_parse(PlotArgs, argv, "trpo plot"))
+    out, notes = plot(_parse(PlotArgs, argv, "trpo plot"))
+    for note in notes:
+        print(f"note: {note}")
     print(f"wrote {out}")
     return 0
 
