@@ -226,7 +226,7 @@ def _plot_group(ax: Any, env_id: str, algo: str, runs: list[Run], metric: str, s
     if same_as is not None:
         label += f" = {same_as}"
         style = {"linestyle": "--", "marker": "o", "markersize": 4, "markevery": max(1, GRID_POINTS // 12)}
-        notes.append(f"{env_id}: the {same_as} and {algo} curves coincide (the same {metric} at every update "
+        notes.append(f"{env_id}: the {same_as} and {algo} curves coincide (the same {metric} at every logged step "
                      f"of every seed); {algo} is drawn dashed with markers")  # fmt: skip
     if end is not None:
         label += f", to {end:,.0f} steps"
