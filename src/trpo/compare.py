@@ -319,11 +319,14 @@ def markdown(
     stats = by_label(results)
     main = [r for r in results if not r.job.changes]
     budgets = sorted({r.job.config.total_steps for r in main})
+    trained = sorted({int(r.run.columns["time/steps"][-1]) for r in main})
+    rounded = f" (requested {' / '.join(f'{b:,}' for b in budgets)}, rounded up to whole updates)"
     command = shlex.join(["trpo", "compare", *sys.argv[2:]]) if sys.argv[1:2] == ["compare"] else "trpo compare"
     lines = [
         f"`{command}`",
         "",
-        f"{args.env_id}, {args.seeds} seed(s), {' / '.join(f'{b:,}' for b in budgets)} steps per run; mean ± std "
+        f"{args.env_id}, {args.seeds} seed(s), {' / '.join(f'{b:,}' for b in trained)} steps per run"
+        f"{rounded if trained != budgets else ''}; mean ± std "
         f"over seeds. Returns during training are deterministic evaluations ({args.eval_episodes} episodes, "
         f"about {args.evals} per run); threshold: {'—' if threshold is None else threshold}.",
         "",
