@@ -98,3 +98,12 @@ def test_dependency_check_names_what_environments_need(monkeypatch: pytest.Monke
     with pytest.raises(SystemExit) as exc:
         _deps.require("benchmarks/throughput.py", ["sb3_contrib"])
     assert exc.value.code == 2
+
+
+def test_training_without_mujoco_installed(tmp_path: Path) -> None:
+    """A classic-control run checkpoints when gymnasium's MuJoCo module cannot be imported."""
+    command = [sys.executable, "-m", "trpo.cli", "train", "CartPole-v1", "--total-steps", "256", "--n-envs", "2",
+               "--n-steps", "128", "--eval-episodes", "0", "--quiet", "--run-dir", str(tmp_path / "run")]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=fake_missing(tmp_path, "mujoco"))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "run" / "checkpoint" / "state.json").exists()
