@@ -120,7 +120,7 @@ def test_plot_notes_repeated_seeds_and_different_budgets(
     out = capsys.readouterr().out.splitlines()
     assert out == [
         "note: CartPole-v1 trpo: the runs end between 512 and 1,024 steps; the mean is drawn to 512, where the "
-        "shortest ends",
+        "shortest ends, and each longer run alone after it (thin)",
         "note: CartPole-v1 trpo: 2 runs share 1 seed (0); the band is their spread, not over seeds",
         f"wrote {tmp_path / 'curves.png'}",
     ]

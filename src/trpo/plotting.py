@@ -229,10 +229,11 @@ def _plot_group(ax: Any, env_id: str, algo: str, runs: list[Run], metric: str, s
         notes.append(f"{env_id}: the {same_as} and {algo} curves coincide (the same {metric} at every logged step "
                      f"of every seed); {algo} is drawn dashed with markers")  # fmt: skip
     if end is not None:
-        label += f", to {end:,.0f} steps"
+        label += f", mean to {end:,.0f} steps"
         longest = max(float(r.columns[STEPS][-1]) for r in runs)
-        notes.append(f"{env_id} {algo}: the runs end between {end:,.0f} and {longest:,.0f} steps; "
-                     f"the mean is drawn to {end:,.0f}, where the shortest ends")  # fmt: skip
+        ends = f"the runs end between {end:,.0f} and {longest:,.0f} steps"
+        drawn = f"the mean is drawn to {end:,.0f}, where the shortest ends, and each longer run alone after it (thin)"
+        notes.append(f"{env_id} {algo}: {ends}; {drawn}")
     seeds = [r.seed for r in runs if r.seed is not None]
     distinct = sorted(set(seeds))
     if len(distinct) < len(seeds):
@@ -241,6 +242,9 @@ def _plot_group(ax: Any, env_id: str, algo: str, runs: list[Run], metric: str, s
     (line,) = ax.plot(grid, mean, label=label, **style)
     if len(runs) > 1:
         ax.fill_between(grid, mean - std, mean + std, color=line.get_color(), alpha=0.25, linewidth=0)
+    for run in runs if end is not None else []:
+        x, y = run.columns[STEPS], run.columns[metric]
+        ax.plot(x[x >= end], y[x >= end], color=line.get_color(), linewidth=0.8, alpha=0.6)
     return notes
 
 
