@@ -101,3 +101,17 @@ def test_train_announces_the_rounded_budget(tmp_path: Path, capsys: pytest.Captu
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "1,024 steps: 4 updates of 256 (requested 1,000)"
     assert out[1].startswith("trpo 256/1,024 steps") and out[4].startswith("trpo 1,024/1,024 steps")
+
+
+def test_without_a_terminal_an_alarm_is_one_line_and_no_batch_size_means_every_update() -> None:
+    from trpo.health import FiredAlarm
+
+    file = io.StringIO()
+    console = Console(file=file, width=80, force_terminal=False)
+    with RunLogger(None, total_steps=3072, console=console) as logger:  # no batch_size: no rounding known
+        for row in rows(3):
+            logger.log(row)
+        logger.alarm(FiredAlarm("kl_spike", 3, 3072, "an accepted update moved the policy far " * 3, "lower max_kl"))
+    lines = file.getvalue().splitlines()
+    assert [line.split()[1] for line in lines[:3]] == ["1,024/3,072", "2,048/3,072", "3,072/3,072"]
+    assert len(lines) == 4 and lines[3].startswith("alarm kl_spike (update 3, step 3,072): ") and len(lines[3]) > 80

@@ -250,7 +250,8 @@ class RunLogger:
         self.console: Console | None = None
         self._live: Live | None = None
         self._state = ProgressState(planned_steps(total_steps, start_steps, batch_size), start_steps, start_steps)
-        self._line_every = max(1, math.ceil((self._state.total - start_steps) / max(1, batch_size) / PLAIN_LINES))
+        updates_left = (self._state.total - start_steps) / batch_size if batch_size > 0 else PLAIN_LINES
+        self._line_every = max(1, math.ceil(updates_left / PLAIN_LINES))
         if progress_bar and not json_lines:
             self.console = console or Console()
             announcement = budget_line(total_steps, start_steps, start_updates, batch_size)
@@ -283,7 +284,8 @@ class RunLogger:
             print(json.dumps({"alarm": alarm.name, "update": alarm.update, "step": alarm.step,
                               "message": alarm.message, "fix": alarm.fix}), flush=True)  # fmt: skip
         elif self.console is not None:
-            self.console.print(f"[bold yellow]{alarm.line()}", highlight=False, soft_wrap=True)
+            # one line in a log file; wrapped at words in a terminal
+            self.console.print(f"[bold yellow]{alarm.line()}", highlight=False, soft_wrap=not self.console.is_terminal)
         else:
             print(alarm.line(), file=sys.stderr, flush=True)
 
