@@ -30,7 +30,7 @@ from trpo.compare_metrics import Aggregate, aggregate, fraction_lowered, steps_t
 from trpo.config import Algo, TRPOConfig, config_from_dict, load_yaml_config
 from trpo.errors import UserError
 from trpo.parallel import default_workers, run_all, train_command
-from trpo.plotting import Run, load_run, plot_curves
+from trpo.plotting import Run, load_run, plot_curves, read_json
 from trpo.presets import preset_config
 
 EVAL = "eval/mean_return"
@@ -252,9 +252,8 @@ class Progress:
         self.finished += 1
         self.seconds.append(seconds)
         if result.returncode == 0:
-            summary = json.loads((job.run_dir / "summary.json").read_text())
-            final = summary.get("mean_return")
-            outcome = "finished" if final is None else f"final return {final:.1f}"
+            final = read_json(job.run_dir / "summary.json").get("mean_return")
+            outcome = f"final return {final:.1f}" if isinstance(final, (int, float)) else "finished"
         else:
             outcome = f"failed (exit {result.returncode})"
         self._print(f"[{self.finished}/{len(self.jobs)}] {job.label} seed {job.seed}: {outcome}, "

@@ -83,7 +83,7 @@ def read_columns(path: Path) -> dict[str, np.ndarray]:
     return {key: np.array([number(r.get(key)) for r in rows]) for key in rows[0]}
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -93,8 +93,8 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def load_run(path: Path) -> Run:
     """A run's curves, with env id, algorithm and seed from summary.json or its checkpoint."""
-    summary = _read_json(path / "summary.json")
-    state = _read_json(path / "checkpoint" / "state.json")
+    summary = read_json(path / "summary.json")
+    state = read_json(path / "checkpoint" / "state.json")
     config = state.get("config", {}) if isinstance(state.get("config"), dict) else {}
     env_id = summary.get("env_id") or state.get("env_id") or path.name
     seed = summary.get("seed", config.get("seed"))
