@@ -9,7 +9,10 @@ from collections.abc import Iterable
 from pathlib import Path
 
 # module -> the extra of pyproject.toml that installs it
-EXTRAS = {"sb3_contrib": "bench", "stable_baselines3": "bench", "mujoco": "bench", "Box2D": "bench", "ray": "ray"}
+EXTRAS = {
+    "sb3_contrib": "bench", "stable_baselines3": "bench", "mujoco": "bench", "Box2D": "bench", "ray": "ray",
+    "pytest": "dev", "hypothesis": "dev",
+}  # fmt: skip
 # gymnasium.envs.<family> -> the module its environments need
 ENV_FAMILIES = {"mujoco": "mujoco", "box2d": "Box2D"}
 

@@ -56,7 +56,7 @@ def timed_updates(agent: Any, updates: int) -> dict[str, float]:
     rollout_s, update_s = agent.rollout_seconds, agent.update_seconds
     start = time.perf_counter()
     for _ in range(updates):
-        agent.learn(agent.num_steps + agent.config.batch_size)
+        agent.learn(agent.config.batch_size)  # one more update
         if isinstance(sampler, WorkerSampler):
             totals["worker_s"] += max(sampler.seconds)
     totals["wall_s"] = time.perf_counter() - start

@@ -16,6 +16,7 @@ from trpo.trust_region import (
     analytic_fvp,
     backtracking_line_search,
     conjugate_gradient,
+    damped,
     detached_params,
     double_backprop_fvp,
     flatten,
@@ -229,3 +230,10 @@ def test_flatten_unflatten_round_trip() -> None:
     assert torch.equal(flatten(out).double(), v)
     with pytest.raises(ValueError):
         unflatten(torch.zeros(11), like)
+
+
+def test_damped_adds_c_times_v() -> None:
+    """(F + cI) v for an explicit F."""
+    f = torch.tensor([[2.0, 1.0], [1.0, 3.0]], dtype=torch.float64)
+    v = torch.tensor([1.0, -2.0], dtype=torch.float64)
+    assert torch.equal(damped(lambda u: f @ u, 0.5)(v), torch.tensor([0.5, -6.0], dtype=torch.float64))

@@ -175,7 +175,7 @@ def train(argv: list[str]) -> int:
     start, start_steps = time.perf_counter(), agent.num_steps
     try:
         agent.learn(
-            config.total_steps,
+            until=config.total_steps,
             run_dir=run_dir,
             progress_bar=not (args.quiet or args.json_lines),
             table_every=0 if args.quiet else args.table_every,
