@@ -24,6 +24,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from _deps import require
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -149,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         for b in BUGS:
             print(f"{b.name}: src/trpo/{b.file} -> {' '.join(b.tests)}")
         return 0 if args.list else 2
+    require(__file__, ["pytest", "hypothesis"])  # the test suite it runs
     survivors: list[str] = []
     baseline_passed: set[tuple[str, ...]] = set()
     with tempfile.TemporaryDirectory(prefix="trpo-planted-") as tmp:

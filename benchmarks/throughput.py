@@ -18,7 +18,7 @@ Environments (and trpo's worker processes) are created before the clock starts, 
 
     python benchmarks/throughput.py --envs HalfCheetah-v5 CartPole-v1 --steps 20480 --repeats 3
 
-Needs the bench extra: pip install -e ".[bench]".
+Needs the bench extra: pip install -e ".[bench]" (checked first: without it the script says so and exits 2).
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ from typing import Any
 
 import gymnasium as gym
 import torch
+
+from _deps import require
 
 warnings.filterwarnings("ignore")
 
@@ -183,6 +185,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", type=str, default=None, help="also write the results to this JSON file")
     args = parser.parse_args()
+    require(__file__, ["sb3_contrib"], env_ids=args.envs)
 
     results: list[dict[str, Any]] = []
     print(f"torch {torch.__version__}, default threads {DEFAULT_THREADS}, {args.steps} steps x {args.repeats} repeats")

@@ -173,7 +173,14 @@ class TRPO:
 
         with (
             RunLogger(
-                run_path, total, self.num_steps, self.num_updates, progress_bar, table_every, json_lines
+                run_path,
+                total,
+                self.num_steps,
+                self.num_updates,
+                progress_bar,
+                table_every,
+                json_lines,
+                batch_size=cfg.batch_size,
             ) as logger,
             GracefulStop() as stop,
         ):

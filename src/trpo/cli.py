@@ -36,18 +36,19 @@ RUN_FILES = ("config.yaml", "progress.csv", "summary.json", "checkpoint", "check
 
 @dataclasses.dataclass(frozen=True)
 class TrainArgs:
-    """Train a policy with TRPO (or --algo npg|ppo). The environment's preset for the algorithm applies
-    first, then --config FILE, then flags."""
+    """Train a policy with TRPO (or --algo npg|ppo): `trpo train [OPTIONS] ENV_ID`, or continue a run with
+    `trpo train --resume RUN_DIR`. The environment's preset for the algorithm applies first, then
+    --config FILE, then flags."""
 
-    env_id: tyro.conf.Positional[str | None] = None
-    """Gymnasium environment id, e.g. CartPole-v1 or HalfCheetah-v5."""
-    run_dir: Path | None = None
+    env_id: Annotated[tyro.conf.Positional[str | None], tyro.conf.arg(metavar="ENV_ID", help_behavior_hint="")] = None
+    """Gymnasium environment id, e.g. CartPole-v1 or HalfCheetah-v5 (not with --resume)."""
+    run_dir: Annotated[Path | None, tyro.conf.arg(metavar="DIR")] = None
     """Run directory (default: runs/<env>-<algo>-<seed>-<timestamp>)."""
-    config: Path | None = None
+    config: Annotated[Path | None, tyro.conf.arg(metavar="FILE")] = None
     """YAML file of config fields applied on top of the environment's preset."""
     preset: bool = True
     """Apply the environment's preset (--no-preset: TRPOConfig's defaults, then --config and flags)."""
-    resume: Path | None = None
+    resume: Annotated[Path | None, tyro.conf.arg(metavar="RUN_DIR")] = None
     """Continue the run in this directory from its last checkpoint."""
     force: bool = False
     """Write into an existing --run-dir (its previous run files are replaced)."""
@@ -65,7 +66,7 @@ class TrainArgs:
 class EvalArgs:
     """Evaluate the trained policy of a run directory on fresh episodes (raw, unscaled rewards)."""
 
-    run_dir: tyro.conf.Positional[Path]
+    run_dir: Annotated[tyro.conf.Positional[Path], tyro.conf.arg(metavar="RUN_DIR")]
     """Run directory written by `trpo train` (or a saved model directory)."""
     episodes: int = 10
     """Number of episodes."""
@@ -73,7 +74,7 @@ class EvalArgs:
     """Sample actions instead of taking the most likely one."""
     json: bool = False
     """Print one JSON object instead of a sentence."""
-    seed: int | None = None
+    seed: Annotated[int | None, tyro.conf.arg(metavar="INT", help_behavior_hint="")] = None
     """Seed of the first episode (default: the run's seed + 1000)."""
 
 
@@ -236,7 +237,9 @@ def evaluate_command(argv: list[str]) -> int:
 def plot_command(argv: list[str]) -> int:
     from trpo.plotting import PlotArgs, plot
 
-    out = plot(_parse(PlotArgs, argv, "trpo plot"))
+    out, notes = plot(_parse(PlotArgs, argv, "trpo plot"))
+    for note in notes:
+        print(f"note: {note}")
     print(f"wrote {out}")
     return 0
 

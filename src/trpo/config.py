@@ -134,7 +134,8 @@ class TRPOConfig:
 
     # --- run ---
     total_steps: int = 1_000_000
-    """Environment steps to train for (rounded up to whole updates)."""
+    """Environment steps to train for, rounded up to whole updates of n_envs * n_steps (e.g. 100,000 with
+    1,024 per update trains 98 updates, 100,352 steps; the progress display says so at the start)."""
     seed: int = 0
     """Seed of the run: environments, parameters, sampling and subsampling."""
     device: str = "cpu"
