@@ -20,7 +20,7 @@ import math
 import multiprocessing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import tyro
 import yaml
@@ -81,7 +81,7 @@ class TuneArgs:
     """Search hyperparameters for ENV_ID with Optuna (TPE sampling, median pruning on periodic
     evaluation); the study is stored and resumes when the command is run again."""
 
-    env_id: tyro.conf.Positional[str]
+    env_id: Annotated[tyro.conf.Positional[str], tyro.conf.arg(metavar="ENV_ID")]
     """Gymnasium environment id, e.g. Pendulum-v1."""
     trials: int = 20
     """Trials to run in this invocation (added to those the study already holds)."""
@@ -96,7 +96,7 @@ class TuneArgs:
     params: tuple[str, ...] = ()
     """Config fields to search (default: all of the search space: max_kl, cg_damping, gamma, gae_lambda,
     vf_epochs, vf_lr, hidden_sizes, n_envs, n_steps)."""
-    config: Path | None = None
+    config: Annotated[Path | None, tyro.conf.arg(metavar="FILE")] = None
     """YAML file of config fields applied on top of the preset before the search."""
     preset: bool = True
     """Start from the environment's preset (--no-preset: TRPOConfig's defaults)."""
