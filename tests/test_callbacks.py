@@ -126,3 +126,18 @@ def test_no_warning_when_there_is_something_to_train() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         TRPO("CartPole-v1", SMALL, seed=0).learn(128)
+
+
+def test_the_api_applies_the_envs_preset_when_no_config_is_given() -> None:
+    from trpo import PPO, make_agent
+    from trpo.presets import preset_config
+
+    agent = TRPO("Pendulum-v1", seed=3)
+    assert agent.preset == "Pendulum-v1"
+    assert agent.config == preset_config("Pendulum-v1")[0].replace(seed=3)  # what `trpo train Pendulum-v1` uses
+    assert make_agent("Pendulum-v1").preset == "Pendulum-v1"
+    ppo = PPO("CartPole-v1")
+    assert ppo.config == preset_config("CartPole-v1", algo="ppo")[0] and ppo.preset == "CartPole-v1 (ppo)"
+    explicit = TRPO("Pendulum-v1", TRPOConfig(), seed=0)  # a config given: exactly that config
+    assert explicit.preset is None and explicit.config.n_envs == TRPOConfig().n_envs
+    assert TRPO("Acrobot-v1").preset is None and TRPO("Acrobot-v1").config == TRPOConfig()  # no preset: defaults

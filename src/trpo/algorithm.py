@@ -27,6 +27,7 @@ from trpo.logging import RunLogger
 from trpo.normalization import ObservationNormalizer, RewardScaler
 from trpo.policies import Actor, Critic, make_distribution, observation_dim
 from trpo.policy_update import NaturalGradient, PolicyBatch
+from trpo.presets import preset_config
 from trpo.rollout import Batch, normalize
 from trpo.samplers import Sampler, make_sampler
 from trpo.seeding import seed_everything
@@ -63,13 +64,15 @@ class TRPO:
     """
 
     algo: ClassVar[str] = "trpo"
+    preset: str | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         ALGORITHMS[cls.algo] = cls
 
     def __init__(self, env: str | EnvFactory, config: TRPOConfig | None = None, seed: int | None = None) -> None:
-        config = config if config is not None else TRPOConfig()
+        if config is None:  # as `trpo train ENV_ID` does: the env's preset for this algorithm, else the defaults
+            config, self.preset = preset_config(env if isinstance(env, str) else None, algo=self.algo)
         if seed is not None:
             config = config.replace(seed=seed)
         if config.algo != self.algo:
@@ -521,7 +524,8 @@ ALGORITHMS: dict[str, type[TRPO]] = {"trpo": TRPO}
 
 def make_agent(env: str | EnvFactory, config: TRPOConfig | None = None, seed: int | None = None) -> TRPO:
     """A learner of the class `config.algo` names (TRPO, NPG or PPO)."""
-    config = config if config is not None else TRPOConfig()
+    if config is None:  # TRPO with its preset for the env, as `trpo train ENV_ID` does
+        return TRPO(env, None, seed=seed)
     return ALGORITHMS[config.validate().algo](env, config, seed=seed)
 
 
