@@ -136,17 +136,21 @@ def test_kl_boundary_step_lands_on_the_quadratic_boundary() -> None:
 
 
 @pytest.mark.parametrize(
-    ("x", "f_x", "reason"),
+    ("x", "f_x", "reason", "x_f_x", "nonfinite"),
     [
-        ([1.0, 0.0], [-1.0, 0.0], "x^T F x <= 0"),
-        ([0.0, 0.0], [0.0, 0.0], "x^T F x <= 0"),
-        ([float("nan"), 1.0], [1.0, 1.0], "non-finite"),
-        ([1.0, 1.0], [float("inf"), 1.0], "non-finite"),
+        ([1.0, 0.0], [-1.0, 0.0], "x^T F x <= 0", -1.0, False),
+        ([0.0, 0.0], [0.0, 0.0], "x^T F x <= 0", 0.0, False),
+        ([float("nan"), 1.0], [1.0, 1.0], "non-finite search direction", math.nan, True),
+        ([1.0, 1.0], [float("inf"), 1.0], "non-finite search direction", math.inf, True),
+        ([float("inf"), 0.0], [0.0, 1.0], "non-finite search direction", math.nan, True),
     ],
 )
-def test_kl_boundary_step_guards(x: list[float], f_x: list[float], reason: str) -> None:
+def test_kl_boundary_step_guards(x: list[float], f_x: list[float], reason: str, x_f_x: float, nonfinite: bool) -> None:
+    """A rejected direction: no step, the reason the log shows, x^T F x as computed, and whether it was NaN/inf
+    (which the learner counts towards `max_rejected_updates`)."""
     full = kl_boundary_step(torch.tensor(x, dtype=torch.float64), torch.tensor(f_x, dtype=torch.float64), 0.01)
-    assert full.step is None and reason in full.reason
+    assert full.step is None and full.reason == reason and full.nonfinite is nonfinite
+    assert math.isnan(full.x_f_x) if math.isnan(x_f_x) else full.x_f_x == x_f_x
 
 
 def quadratic_evaluate(gain_slope: float, kl_curvature: float):  # type: ignore[no-untyped-def]
@@ -192,6 +196,8 @@ def test_line_search_reverts_when_no_candidate_improves() -> None:
         5,
     )
     assert not result.accepted and result.theta is None and result.backtracks == 5
+    # the diagnostics of a failed search are those of the last candidate tried (t = 0.5^4)
+    assert result.candidate == Candidate(surrogate_gain=-(0.5**4), kl=0.0, kl_max=0.0)
 
 
 def test_line_search_reverts_when_every_candidate_violates_kl() -> None:
@@ -251,3 +257,15 @@ def test_fvp_is_exact_for_any_elementwise_activation(activation: str) -> None:
     fvp = analytic_fvp(actor, detached_params(actor), obs, dist)
     v = torch.randn(h.shape[0], generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     assert float(torch.linalg.vector_norm(fvp(v) - h @ v) / torch.linalg.vector_norm(h @ v)) < 1e-6
+
+
+def test_fisher_products_come_back_in_the_dtype_of_v() -> None:
+    """CG runs in float64 on a float32 actor: each FVP returns float64 (exact to float32 precision)."""
+    torch.manual_seed(0)
+    dist = DISTRIBUTIONS["gaussian"]
+    actor = Actor(4, dist, (5,), "tanh", ortho_init=False)
+    obs = torch.randn(7, 4)
+    params = detached_params(actor)
+    v = torch.randn(flatten(params).numel(), dtype=torch.float64)
+    for make_fvp in (analytic_fvp, double_backprop_fvp):
+        assert make_fvp(actor, params, obs, dist)(v).dtype == torch.float64
