@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
+import pytest
+from gymnasium import spaces
 
 from probes import Endless
 from trpo import TRPO, TRPOConfig, evaluate
@@ -36,3 +39,50 @@ def test_evaluation_episodes_differ_and_repeat() -> None:
     first = evaluate(agent, episodes=10)["returns"]
     assert len(set(first)) == 10  # type: ignore[arg-type]
     assert evaluate(agent, episodes=10)["returns"] == first
+
+
+class Counting(gym.Env):
+    """Reward t at step t (1, 2, ...); the episode ends after 2 + seed % 3 steps, so each seed has a known
+    return: 3 (seed % 3 == 0), 6 (1), 10 (2)."""
+
+    observation_space = spaces.Box(-1, 1, (1,), np.float32)
+    action_space = spaces.Discrete(2)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        self.t, self.limit = 0, 2 + (seed or 0) % 3
+        return np.zeros(1, np.float32), {}
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
+        self.t += 1
+        return np.zeros(1, np.float32), float(self.t), self.t >= self.limit, False, {}
+
+
+def test_evaluation_known_answer() -> None:
+    agent = TRPO(Counting, TRPOConfig(n_envs=1, n_steps=16), seed=0)
+    result = evaluate(agent, episodes=3, seed=30)  # seeds 30, 31, 32: returns 3, 6, 10; lengths 2, 3, 4
+    assert result["returns"] == [3.0, 6.0, 10.0] and result["episodes"] == 3
+    assert result["mean_return"] == pytest.approx(19 / 3) and result["mean_length"] == 3.0
+    assert result["std_return"] == pytest.approx(float(np.std([3.0, 6.0, 10.0])))
+    one = evaluate(agent, episodes=1, seed=31)
+    assert one["returns"] == [6.0] and one["std_return"] == 0.0 and one["mean_length"] == 3.0
+    with pytest.raises(ValueError, match="episodes must be >= 1"):
+        evaluate(agent, episodes=0)
+
+
+def test_evaluation_is_deterministic_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    agent = TRPO(Counting, TRPOConfig(n_envs=1, n_steps=16), seed=0)
+    calls: list[bool] = []
+    predict = agent.predict
+
+    def spy(obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        calls.append(deterministic)
+        return predict(obs, deterministic=deterministic)
+
+    monkeypatch.setattr(agent, "predict", spy)
+    evaluate(agent, episodes=2)
+    assert calls and all(calls)
+    calls.clear()
+    evaluate(agent, episodes=2, deterministic=False)
+    assert calls and not any(calls)
+    assert evaluate.__defaults__ == (10, True, None)  # 10 deterministic episodes unless told otherwise
