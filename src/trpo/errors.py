@@ -18,6 +18,22 @@ class NonFiniteEnvError(UserError):
         self.step = step
 
 
+class EnvContractError(UserError):
+    """An environment returned something the Gymnasium API (or its own observation space) forbids.
+
+    `detail` names the environment and what came instead of what; `step` (the run's step count, when the
+    sampler knows it) and the advice are added to the message.
+    """
+
+    def __init__(self, detail: str, env_index: int = -1, step: int | None = None) -> None:
+        self.detail, self.env_index, self.step = str(detail), env_index, step
+        at = f" at training step {step:,}" if step is not None else ""
+        super().__init__(f"{self.detail}{at}; fix the environment or wrap it (--wrapper MODULE:CLASS)")
+
+    def __reduce__(self) -> tuple[type, tuple[str, int, int | None]]:
+        return type(self), (self.detail, self.env_index, self.step)
+
+
 class TrainingStopped(Exception):
     """Training cannot go on (e.g. too many rejected updates in a row); the message is the diagnosis."""
 

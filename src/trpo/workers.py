@@ -35,7 +35,7 @@ from torch import Tensor
 
 from trpo.config import TRPOConfig
 from trpo.envs import EnvFactory, make_vector_env
-from trpo.errors import NonFiniteEnvError
+from trpo.errors import EnvContractError, NonFiniteEnvError
 from trpo.normalization import ObservationNormalizer, RewardScaler, RunningMeanStd
 from trpo.policies import Actor, Critic, make_distribution, observation_dim
 from trpo.rollout import (
@@ -161,6 +161,15 @@ class SamplerWorker:
         episodes_before = self.runner.stats.episodes
         try:
             rollout = self.runner.run(start_step)
+        except EnvContractError as exc:
+            self.fresh = True
+            offset = self.index * self.n_envs
+            raise EnvContractError(
+                f"sampler worker {self.index} (environments {offset}-{offset + self.n_envs - 1} of the run, "
+                f"counted from 0 within the worker here): {exc.detail}",
+                env_index=exc.env_index + offset,
+                step=exc.step,
+            ) from None
         except NonFiniteEnvError as exc:
             self.fresh = True  # the envs are mid-episode in an unknown state: restart them next time
             offset = self.index * self.n_envs
