@@ -8,7 +8,10 @@ The check of a valid step is a handful of `type(x) is ...` and tuple comparisons
 
 from __future__ import annotations
 
+import contextlib
 import numbers
+import warnings
+from collections.abc import Iterator
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
@@ -29,15 +32,20 @@ def _is_real(value: Any) -> bool:
 
 
 def _shown(value: Any) -> str:
-    """How a returned value is named in a message: type, and shape and dtype for arrays."""
+    """A returned value as a message names it: shape and dtype of an array, else its repr and type."""
     if isinstance(value, np.ndarray):
-        return f"an array of shape {value.shape} and dtype {value.dtype}"
+        return f"of shape {value.shape} and dtype {value.dtype}"
     text = repr(value)
     return f"{text[:40] + '...' if len(text) > 40 else text} of type {type(value).__name__}"
 
 
 class ContractChecker(gym.Wrapper):
-    """Checks what `reset` and `step` return against the Gymnasium API and the observation space."""
+    """Checks what `reset` and `step` return against the Gymnasium API and the observation space.
+
+    Gymnasium's own checker (PassiveEnvChecker, added by gymnasium.make) warns about the first reset and
+    step; those warnings are held back while this check runs, and dropped when it fails, so that a
+    broken environment gives one error line.
+    """
 
     def __init__(self, env: gym.Env, index: int) -> None:
         super().__init__(env)
@@ -46,16 +54,24 @@ class ContractChecker(gym.Wrapper):
         self.episode_step = 0
         self._box = isinstance(space, spaces.Box)
         self._shape, self._dtype = (space.shape, space.dtype) if self._box else ((), None)
+        self._first_calls = 2  # the first reset and step: Gymnasium's checker may warn
 
     def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
-        obs, info = self.env.reset(**kwargs)
-        self.episode_step = 0
-        self._check_obs(obs, "reset()")
-        if not isinstance(info, dict):
-            self._fail("reset()", f"an info of {_shown(info)}", "a dict")
+        with self._held_warnings():
+            obs, info = self.env.reset(**kwargs)
+            self.episode_step = 0
+            self._check_obs(obs, "reset()")
+            if not isinstance(info, dict):
+                self._fail(f"reset() returned an info {_shown(info)}, expected a dict")
         return obs, info
 
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        if self._first_calls:
+            with self._held_warnings():
+                return self._step(action)
+        return self._step(action)
+
+    def _step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self.env.step(action)
         self.episode_step += 1
         if not (
@@ -70,36 +86,41 @@ class ContractChecker(gym.Wrapper):
             self._check_step(obs, reward, terminated, truncated, info)
         return obs, reward, terminated, truncated, info
 
+    @contextlib.contextmanager
+    def _held_warnings(self) -> Iterator[None]:
+        """Record the warnings of a call; re-issue them if the call passes the checks."""
+        if not self._first_calls:
+            yield
+            return
+        self._first_calls -= 1
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("default")
+            yield
+        for w in caught:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
     def _check_step(self, obs: Any, reward: Any, terminated: Any, truncated: Any, info: Any) -> None:
         """The slow path (something was unusual): raise for the first real violation, if any."""
         self._check_obs(obs, "step()")
         if not _is_real(reward):
-            self._fail("step()", f"a reward of {_shown(reward)}", "a real number (float or int)")
+            self._fail(f"step() returned a reward {_shown(reward)}, expected a real number (float or int)")
         for name, flag in (("terminated", terminated), ("truncated", truncated)):
             if not isinstance(flag, (bool, np.bool_)):
-                self._fail("step()", f"{name} = {_shown(flag)}", "a bool")
+                self._fail(f"step() returned {name} = {_shown(flag)}, expected a bool")
         if not isinstance(info, dict):
-            self._fail("step()", f"an info of {_shown(info)}", "a dict")
+            self._fail(f"step() returned an info {_shown(info)}, expected a dict")
 
     def _check_obs(self, obs: Any, where: str) -> None:
         if not self._box:
             return
         expected = f"shape {self._shape} and dtype {self._dtype} ({self.env.observation_space})"
-        if obs is None:
-            self._fail(where, "an observation None", f"an array of {expected}")
-        if not isinstance(obs, np.ndarray):
-            self._fail(where, f"an observation of {_shown(obs)}", f"a NumPy array of {expected}")
-        if obs.shape != self._shape or obs.dtype != self._dtype:
-            cast = f"; e.g. return obs.astype(np.{self._dtype})" if obs.shape == self._shape else ""
-            self._fail(where, f"an observation of {_shown(obs)}", f"{expected}{cast}")
+        if not isinstance(obs, np.ndarray) or obs.shape != self._shape or obs.dtype != self._dtype:
+            kind = "a NumPy array of " if not isinstance(obs, np.ndarray) else ""
+            cast = f" (e.g. obs.astype(np.{self._dtype}))" if getattr(obs, "shape", None) == self._shape else ""
+            self._fail(f"{where} returned an observation {_shown(obs)}, expected {kind}{expected}{cast}")
 
-    def _fail(self, where: str, got: str, expected: str) -> None:
-        step = "reset" if where == "reset()" else f"step {self.episode_step} of its episode"
-        raise EnvContractError(
-            f"environment {self.index} broke the Gymnasium contract ({step}): {where} returned {got}, "
-            f"expected {expected}",
-            env_index=self.index,
-        )
+    def _fail(self, problem: str) -> None:
+        raise EnvContractError(problem, env_index=self.index, episode_step=self.episode_step)
 
 
 def checked_env(factory: Any, index: int) -> gym.Env:

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from trpo.contract import checked_env
+
 if TYPE_CHECKING:
     import gymnasium as gym
 
@@ -45,7 +47,7 @@ def evaluate(
         raise ValueError("episodes must be >= 1")
     base_seed = agent.config.seed + 1000 if seed is None else seed
     own = env is None
-    env = agent.env_fn() if env is None else env
+    env = checked_env(agent.env_fn, 0) if env is None else env
     returns: list[float] = []
     lengths: list[int] = []
     try:

@@ -300,7 +300,7 @@ class EnvRunner:
 
 def _at_step(exc: EnvContractError, step: int | None) -> EnvContractError:
     """The error with the run's step added (an error rebuilt by AsyncVectorEnv keeps its message)."""
-    return exc if exc.env_index < 0 else EnvContractError(exc.detail, exc.env_index, step)
+    return exc if exc.env_index < 0 else EnvContractError(exc.problem, exc.env_index, step, exc.episode_step)
 
 
 def restore_episode_stats(stats: EpisodeStats, data: dict[str, Any]) -> None:
