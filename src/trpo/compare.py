@@ -23,7 +23,8 @@ import tyro
 import yaml
 
 from trpo.compare_metrics import Aggregate, aggregate, fraction_lowered, steps_to_threshold, value_at, worst_drop
-from trpo.config import Algo, TRPOConfig, config_from_dict, load_yaml_config
+from trpo.config import Algo, TRPOConfig, config_from_dict, load_yaml_config, load_yaml_env
+from trpo.env_spec import EnvSpec, cli_spec, spec_from_data
 from trpo.errors import UserError
 from trpo.parallel import default_workers, run_all, train_command
 from trpo.plotting import Run, load_run, plot_curves
@@ -48,7 +49,11 @@ class CompareArgs:
     compare sample efficiency, wall-clock time, stability and KL per update in one table."""
 
     env_id: tyro.conf.Positional[str]
-    """Gymnasium environment id, e.g. CartPole-v1."""
+    """Gymnasium environment id, e.g. CartPole-v1 (MODULE:ENV_ID imports MODULE first)."""
+    env_kwargs: str | None = None
+    """Keyword arguments of the environment, a JSON or YAML mapping (as `trpo train --env-kwargs`)."""
+    wrapper: Annotated[tuple[str, ...], tyro.conf.UseAppendAction] = ()
+    """Wrapper around every environment, MODULE:CLASS or MODULE:CLASS={"kwarg": value} (as `trpo train --wrapper`)."""
     algos: str = "trpo,ppo,npg"
     """Comma-separated algorithms to compare (trpo, npg, ppo)."""
     seeds: int = 5
@@ -186,7 +191,7 @@ def plan(args: CompareArgs) -> tuple[list[Job], list[tuple[str, list[Any], list[
     jobs: list[Job] = []
     run_dirs: dict[TRPOConfig, Path] = {}  # a swept value equal to the preset's reuses the preset's run
     for algo, changes in variants:
-        config, _ = preset_config(args.env_id, algo=algo)
+        config, _ = preset_config(EnvSpec(args.env_id).registered_id, algo=algo)
         if args.config is not None:
             config = load_yaml_config(args.config, base=config).replace(algo=algo)
         config = config.replace(**dict(changes))
@@ -217,17 +222,37 @@ def flags(config: TRPOConfig) -> list[str]:
     return out
 
 
-def is_complete(job: Job) -> bool:
-    """`job.run_dir` holds a finished run (summary.json) of exactly `job.config`."""
+def compare_spec(args: CompareArgs) -> EnvSpec:
+    """The environment of every run: ENV_ID, the --config file's env_kwargs/env_wrappers, then the flags."""
+    file_env = load_yaml_env(args.config) if args.config is not None else {}
+    recorded = spec_from_data({**file_env, "env_id": args.env_id}, str(args.config))
+    spec = cli_spec(None, args.env_kwargs, args.wrapper, recorded)
+    assert spec is not None
+    return spec
+
+
+def env_flags(spec: EnvSpec) -> list[str]:
+    """The `trpo train` flags of `spec`'s kwargs and wrappers."""
+    out = ["--env-kwargs", json.dumps(dict(spec.kwargs))] if spec.kwargs else []
+    for w in spec.wrappers:
+        out += ["--wrapper", f"{w.path}={json.dumps(dict(w.kwargs))}" if w.kwargs else w.path]
+    return out
+
+
+def is_complete(job: Job, spec: EnvSpec | None = None) -> bool:
+    """`job.run_dir` holds a finished run (summary.json) of exactly `job.config` (and of `spec`'s environment)."""
     try:
-        return (job.run_dir / "summary.json").exists() and load_yaml_config(job.run_dir / "config.yaml") == job.config
+        config_yaml = job.run_dir / "config.yaml"
+        same_env = spec is None or spec_from_data({"env_id": spec.id, **load_yaml_env(config_yaml)}, "") == spec
+        return (job.run_dir / "summary.json").exists() and load_yaml_config(config_yaml) == job.config and same_env
     except UserError:
         return False
 
 
-def execute(jobs: list[Job], env_id: str, workers: int, threshold: float | None, rerun: bool) -> list[RunResult]:
-    unique = [job for job in {job.run_dir: job for job in jobs}.values() if rerun or not is_complete(job)]
-    done = run_all([train_command(env_id, job.run_dir, flags(job.config)) for job in unique], workers)
+def execute(jobs: list[Job], spec: EnvSpec, workers: int, threshold: float | None, rerun: bool) -> list[RunResult]:
+    unique = [job for job in {job.run_dir: job for job in jobs}.values() if rerun or not is_complete(job, spec)]
+    extra = env_flags(spec)
+    done = run_all([train_command(spec.id, job.run_dir, [*flags(job.config), *extra]) for job in unique], workers)
     results = {job.run_dir: result for job, result in zip(unique, done, strict=True)}
     out = []
     for job in jobs:
@@ -300,14 +325,15 @@ def compare(args: CompareArgs) -> str:
     from trpo.algorithm import make_agent
 
     jobs, sweeps = plan(args)
-    make_agent(args.env_id, jobs[0].config).close()  # an unknown env id or unsupported space fails here
+    spec = compare_spec(args)
+    make_agent(spec, jobs[0].config).close()  # an unknown env id or unsupported space fails here
     threshold = args.threshold
     if threshold is None:
         import gymnasium
 
-        threshold = gymnasium.spec(args.env_id).reward_threshold
+        threshold = gymnasium.spec(spec.registered_id).reward_threshold
     args.out.mkdir(parents=True, exist_ok=True)
-    results = execute(jobs, args.env_id, args.workers, threshold, args.rerun)
+    results = execute(jobs, spec, args.workers, threshold, args.rerun)
     text = markdown(args, results, sweeps, threshold)
     (args.out / "compare.md").write_text(text)
     write_csv(args.out / "compare.csv", results)

@@ -259,13 +259,23 @@ def check_spec(spec: EnvSpec) -> None:
 # ---------------------------------------------------------------------------------------------- describing
 
 
+def _defining_module(entry_point: Any) -> str | None:
+    """The module that defines a registered environment outside Gymnasium (importing it, or its package,
+    usually registers the id), so that a recorded id is `module:EnvId`; None for Gymnasium's own and
+    for environments defined in a script (`__main__`)."""
+    module = entry_point.partition(":")[0] if isinstance(entry_point, str) else getattr(entry_point, "__module__", None)
+    if not module or module == "__main__" or module.split(".")[0] == "gymnasium":
+        return None
+    return str(module)
+
+
 def spec_of(gym_spec: GymEnvSpec | None) -> tuple[EnvSpec | None, str]:
     """The EnvSpec of an environment made by `gymnasium.make` (its `env.spec`), or None and the reason
     it cannot be described (no spec, a wrapper without recorded arguments, values that are not plain data)."""
     from gymnasium.envs.registration import registry
 
     if gym_spec is None:
-        return None, "the environment has no env.spec (it was not made by gymnasium.make)"
+        return None, "has no env.spec (it was not made by gymnasium.make)"
     kwargs = {k: v for k, v in gym_spec.kwargs.items() if k != "render_mode"}
     registered = registry.get(gym_spec.id)
     if registered is not None and gym_spec.max_episode_steps != registered.max_episode_steps:
@@ -273,13 +283,15 @@ def spec_of(gym_spec: GymEnvSpec | None) -> tuple[EnvSpec | None, str]:
     wrappers = []
     for w in gym_spec.additional_wrappers:
         if w.kwargs is None or not isinstance(w.entry_point, str):
-            return None, f"its wrapper {w.name} does not record its arguments (gymnasium.utils.RecordConstructorArgs)"
+            return None, f"has a wrapper, {w.name}, that does not record its arguments (RecordConstructorArgs)"
         wrappers.append(WrapperSpec(w.entry_point, dict(w.kwargs)))
-    spec = EnvSpec(gym_spec.id, kwargs, tuple(wrappers))
+    module = _defining_module(gym_spec.entry_point)
+    env_id = f"{module}:{gym_spec.id}" if module is not None else gym_spec.id
+    spec = EnvSpec(env_id, kwargs, tuple(wrappers))
     try:
         json.dumps(spec.to_data(), allow_nan=False)
     except (TypeError, ValueError) as exc:
-        return None, f"its kwargs are not plain data ({exc})"
+        return None, f"has kwargs that are not plain data ({exc})"
     return spec, ""
 
 

@@ -135,7 +135,7 @@ def check_env_source(source: EnvSource, config: TRPOConfig) -> None:
     """Refuse a config that an environment instance or a user's vector env cannot serve (ConfigError)."""
     if source.vector is None and not source.single_instance:
         return
-    what = "a vector env" if source.vector is not None else f"an environment instance ({source.why_no_spec})"
+    what = "a vector env" if source.vector is not None else f"an environment instance that {source.why_no_spec}"
     if config.sampler != "sync":
         raise ConfigError(
             f"sampler={config.sampler} needs a function that makes the environment (or an env id), but TRPO "
