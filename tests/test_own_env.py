@@ -334,3 +334,17 @@ def test_wrapper_flag_syntax() -> None:
     assert parse_wrapper("m:Cls={k: 1.5}").kwargs == {"k": 1.5}
     with pytest.raises(UserError, match="not a JSON or YAML mapping"):
         parse_wrapper("m:Cls={k: [1}")
+
+
+def test_record_follows_mujoco_locomotion_with_the_track_camera() -> None:
+    pytest.importorskip("mujoco")
+    from trpo.record import render_factory
+
+    cheetah = EnvSpec("HalfCheetah-v5")
+    assert render_factory(cheetah).keywords == {"render_mode": "rgb_array", "camera_name": "track"}
+    assert "camera_name" not in render_factory(cheetah, camera="free").keywords
+    chosen = render_factory(cheetah, camera="1", width=64, height=48).keywords
+    assert chosen == {"render_mode": "rgb_array", "camera_id": 1, "width": 64, "height": 48}
+    assert "camera_name" not in render_factory(EnvSpec("InvertedPendulum-v5")).keywords
+    with pytest.raises(UserError, match="--width must be >= 1"):
+        render_factory(cheetah, width=0)
