@@ -348,3 +348,26 @@ def test_record_follows_mujoco_locomotion_with_the_track_camera() -> None:
     assert "camera_name" not in render_factory(EnvSpec("InvertedPendulum-v5")).keywords
     with pytest.raises(UserError, match="--width must be >= 1"):
         render_factory(cheetah, width=0)
+
+
+def test_contract_violation_with_async_envs_is_one_line(envs: Any, recwarn: pytest.WarningsRecorder) -> None:
+    config = TRPOConfig(n_envs=2, n_steps=8, sampler="async")
+    agent = TRPO("trpo_test_envs:Broken-v0", config, env_kwargs={"what": "info", "at": 5}, seed=0)
+    try:
+        with pytest.raises(EnvContractError, match=r"^environment \d broke .* an info None"):
+            agent.learn(64)
+    finally:
+        agent.close()
+    assert not [w for w in recwarn if "Traceback" in str(w.message)]  # Gymnasium's log of the worker's traceback
+
+
+def test_checkpoint_without_env_spec_still_loads(tmp_path: Path) -> None:
+    """Checkpoints of the previous release record only env_id (and config.yaml no env keys)."""
+    TRPO("Pendulum-v1", TRPOConfig(n_envs=1, n_steps=32)).save(tmp_path / "m")
+    state_file = tmp_path / "m" / "state.json"
+    state = json.loads(state_file.read_text())
+    del state["env_spec"]
+    state_file.write_text(json.dumps(state))
+    agent = load(tmp_path / "m")
+    assert agent.env_spec == EnvSpec("Pendulum-v1") and agent.env_id == "Pendulum-v1"
+    assert evaluate(agent, episodes=1)["episodes"] == 1
