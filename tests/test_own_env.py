@@ -220,7 +220,8 @@ def test_a_run_directory_is_never_imported(modules: Path, tmp_path: Path) -> Non
 
 def test_run_trained_on_an_undescribable_env_takes_it_on_the_command_line(envs: Any, modules: Path,
                                                                           tmp_path: Path) -> None:  # fmt: skip
-    agent = TRPO(lambda: gym.wrappers.TimeLimit(envs.Steady(scale=2.0), 4), TRPOConfig(n_envs=1, n_steps=32))
+    config = TRPOConfig(n_envs=1, n_steps=32, total_steps=64, eval_episodes=1)
+    agent = TRPO(lambda: gym.wrappers.TimeLimit(envs.Steady(scale=2.0), 4), config)
     assert agent.env_spec is None  # made without gymnasium.make: nothing to record
     agent.learn(32)
     agent.save(tmp_path / "model")
@@ -232,6 +233,11 @@ def test_run_trained_on_an_undescribable_env_takes_it_on_the_command_line(envs: 
     result = run("eval", tmp_path / "model", "--json", "--episodes", "1", *given, pythonpath=[modules])
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["mean_return"] == 8.0
+    resumed = run("train", "--resume", tmp_path / "model", *given[1:], "--quiet", pythonpath=[modules])
+    assert resumed.returncode == 0, resumed.stderr
+    assert "mean return 8.00" in resumed.stdout
+    result = run("eval", tmp_path / "model", "--json", "--episodes", "1", pythonpath=[modules])
+    assert json.loads(result.stdout)["mean_return"] == 8.0  # the resumed run's checkpoint records the env
 
 
 # ------------------------------------------------------------------ contract violations
