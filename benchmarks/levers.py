@@ -12,6 +12,7 @@ import statistics
 import time
 import warnings
 
+from _deps import require
 from trpo import TRPO, TRPOConfig
 
 warnings.filterwarnings("ignore")
@@ -41,6 +42,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30720)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    require(__file__, env_ids=[args.env])
     results: dict[str, list[tuple[float, float, float]]] = {name: [] for name in VARIANTS}
     for _ in range(args.repeats):
         for name, changes in VARIANTS.items():

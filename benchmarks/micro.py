@@ -18,6 +18,7 @@ import torch
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from torch.func import functional_call, jvp, linearize, vjp
 
+from _deps import require
 from trpo.algorithm import explained_variance
 from trpo.distributions import DiagGaussian
 from trpo.policies import Actor, Critic, FastForward
@@ -166,6 +167,7 @@ def vector_env() -> None:
 
 
 def main() -> None:
+    require(__file__, env_ids=["HalfCheetah-v5"])
     print(f"torch {torch.__version__}, gymnasium {gym.__version__}, 1 thread\n")
     for section in (fisher_products, rollout_inference, critic_fit, kernels, vector_env):
         section()

@@ -14,7 +14,7 @@ arguments (recorded in returns-command.txt) is read instead of trained again: ru
 given the seed and the flags, so growing a 2-seed screen to 5 seeds only trains the new seeds.
 
 Arguments after `--` are passed to every `trpo train` (config flags, e.g. an ablation).
-Needs matplotlib (the bench extra).
+MuJoCo and Box2D environments need the bench extra: pip install -e ".[bench]" (checked first).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from _deps import require
 from trpo.parallel import run_all, train_command
 from trpo.plotting import STEPS, Run, load_run, plot_curves
 
@@ -109,6 +110,7 @@ def main() -> None:
         "(runs are deterministic given seed and flags) instead of training it again",
     )
     args = parser.parse_args(argv)
+    require(__file__, env_ids=args.envs)
 
     jobs = [job(env_id, seed, args.steps, args.out, extra) for env_id in args.envs for seed in args.seeds]
     train_all(jobs, args.workers, args.reuse)

@@ -11,6 +11,7 @@ import statistics
 import time
 import warnings
 
+from _deps import require
 from trpo import TRPO, TRPOConfig
 
 warnings.filterwarnings("ignore")
@@ -21,6 +22,7 @@ def main() -> None:
     parser.add_argument("--n-envs", type=int, default=2)
     parser.add_argument("--updates", type=int, default=6)
     args = parser.parse_args()
+    require(__file__, env_ids=["HalfCheetah-v5"])
     config = TRPOConfig(
         n_envs=args.n_envs, n_steps=2048 // args.n_envs, vf_epochs=20, vf_minibatch_size=128, cg_iters=25,
         fvp_subsample=1.0, max_kl=0.01,

@@ -34,6 +34,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from _deps import require
+
 warnings.filterwarnings("ignore")
 
 SAMPLERS: dict[str, dict[str, Any]] = {
@@ -54,7 +56,7 @@ def timed_updates(agent: Any, updates: int) -> dict[str, float]:
     rollout_s, update_s = agent.rollout_seconds, agent.update_seconds
     start = time.perf_counter()
     for _ in range(updates):
-        agent.learn(agent.num_steps + agent.config.batch_size)
+        agent.learn(agent.config.batch_size)  # one more update
         if isinstance(sampler, WorkerSampler):
             totals["worker_s"] += max(sampler.seconds)
     totals["wall_s"] = time.perf_counter() - start
@@ -185,6 +187,8 @@ def main() -> None:
     u.add_argument("--copies", type=int, nargs="+", default=[1, 8, 32])
     u.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    ray = args.part == "throughput" or any(name.startswith("ray") for name in getattr(args, "samplers", []))
+    require(__file__, ["ray"] if ray else [], env_ids=[args.env])
     {"throughput": throughput, "parity": parity, "learner": learner}[args.part](args)
 
 

@@ -15,6 +15,7 @@ import warnings
 
 import torch
 
+from _deps import require
 from trpo import TRPO, TRPOConfig
 from trpo.rollout import Batch
 
@@ -54,6 +55,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    require(__file__, env_ids=["HalfCheetah-v5"])
     print(f"torch {torch.__version__}, 1 thread, CG 10 iterations, critic 5 epochs of 512\n")
     print("| actor hidden sizes | actor parameters | batch | update ms | µs per (1k params x 1k samples) |")
     print("|---|---|---|---|---|")

@@ -7,15 +7,18 @@ rollout/update split, and one update's time (policy + critic).
 
 Modes:
   preset        trpo with its preset for the env (what `trpo train ENV` does) against sb3-contrib with
-                the RL-Zoo settings (2 envs x 1024, 64x64, 20 critic epochs of 128, CG 25, VecNormalize)
-  like-for-like both with the RL-Zoo settings
-  like-for-like-process (optional) the RL-Zoo settings, trpo sampling with 2 worker processes (1 env each)
+                RL-Zoo's entry for the env (ZOO below: the env's own hyperparameters, as RL-Zoo runs it)
+  like-for-like both with RL-Zoo's entry for the env (trpo's fields mapped one to one: `zoo_config`)
+  like-for-like-process (optional) the same, trpo sampling with 2 worker processes
+
+trpo is timed as `trpo train` runs: progress.csv, TensorBoard events and checkpoints are written to a
+temporary run directory during the timed run (no final evaluation, as sb3's `learn` has none).
 
 Environments (and trpo's worker processes) are created before the clock starts, for both libraries.
 
     python benchmarks/throughput.py --envs HalfCheetah-v5 CartPole-v1 --steps 20480 --repeats 3
 
-Needs the bench extra: pip install -e ".[bench]".
+Needs the bench extra: pip install -e ".[bench]" (checked first: without it the script says so and exits 2).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import argparse
 import json
 import statistics
 import sys
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -32,14 +36,54 @@ from typing import Any
 import gymnasium as gym
 import torch
 
+from _deps import require
+
 warnings.filterwarnings("ignore")
 
-# RL-Zoo's TRPO settings (the peer's published hyperparameters), shared by every env here.
-ZOO = {"n_envs": 2, "n_steps": 1024, "batch_size": 128, "n_critic_updates": 20, "cg_max_steps": 25, "cg_damping": 0.1}
-ZOO_ENV = {  # per-env deviations in RL-Zoo's trpo.yml
-    "CartPole-v1": {"n_steps": 512, "gae_lambda": 0.98, "n_critic_updates": 20},
-    "Pendulum-v1": {"n_steps": 1024, "gamma": 0.9, "n_critic_updates": 15, "use_sde": True, "sde_sample_freq": 4},
-}
+# RL-Zoo's TRPO hyperparameters (rl-baselines3-zoo, hyperparams/trpo.yml at commit 13a3fe7), each env's
+# own entry (MuJoCo v5 ids take the v4 entries). Keys not in an entry take sb3-contrib's TRPO defaults
+# (trpo.zoo.SB3_TRPO_DEFAULTS); `normalize: true` means VecNormalize (observations and rewards). trpo's
+# like-for-like config is what `trpo train ENV --zoo trpo.yml` reads from the same entry (trpo.zoo).
+_ZOO_MUJOCO: dict[str, Any] = {
+    "normalize": True, "n_envs": 2, "batch_size": 128, "n_steps": 1024, "gamma": 0.99, "gae_lambda": 0.95,
+    "sub_sampling_factor": 1, "cg_max_steps": 25, "cg_damping": 0.1, "n_critic_updates": 20, "learning_rate": 1e-3,
+}  # fmt: skip
+ZOO: dict[str, dict[str, Any]] = {
+    "CartPole-v1": {
+        "n_envs": 2, "n_steps": 512, "batch_size": 512, "cg_damping": 1e-3, "gae_lambda": 0.98, "gamma": 0.99,
+        "learning_rate": 1e-3, "n_critic_updates": 20,
+    },
+    "Pendulum-v1": {"n_envs": 2, "n_steps": 1024, "gamma": 0.9, "n_critic_updates": 15, "use_sde": True,
+                    "sde_sample_freq": 4},
+    "LunarLander-v3": {
+        "n_envs": 2, "n_steps": 512, "cg_damping": 0.01, "gae_lambda": 0.98, "gamma": 0.99, "learning_rate": 1e-3,
+        "n_critic_updates": 15,
+    },
+    "Ant-v5": _ZOO_MUJOCO,
+    "HalfCheetah-v5": {**_ZOO_MUJOCO, "target_kl": 0.04},
+    "Hopper-v5": _ZOO_MUJOCO,
+    "Walker2d-v5": _ZOO_MUJOCO,
+    "Humanoid-v5": _ZOO_MUJOCO,
+    "Swimmer-v5": {**_ZOO_MUJOCO, "gamma": 0.9999},
+}  # fmt: skip
+
+
+def zoo(env_id: str) -> dict[str, Any]:
+    """The peer's complete settings for `env_id`: its RL-Zoo entry on sb3-contrib's defaults."""
+    from trpo.zoo import SB3_TRPO_DEFAULTS
+
+    if env_id not in ZOO:
+        raise SystemExit(f"error: no RL-Zoo TRPO entry for {env_id} here; known: {', '.join(ZOO)}")
+    return {**SB3_TRPO_DEFAULTS, **ZOO[env_id]}
+
+
+def zoo_config(env_id: str) -> Any:
+    """trpo's TRPOConfig with exactly the peer's settings (RL-Zoo's entry mapped by trpo.zoo)."""
+    from trpo.config import config_from_dict
+    from trpo.zoo import zoo_fields
+
+    zoo(env_id)  # the error for an env without an entry
+    return config_from_dict(zoo_fields(ZOO[env_id], source=f"RL-Zoo {env_id}"))
 
 
 @dataclass
@@ -73,44 +117,40 @@ def raw_env_rate(env_id: str, steps: int) -> float:
 
 
 def run_trpo(env_id: str, steps: int, mode: str) -> Timing:
-    from trpo import TRPO, TRPOConfig
+    """trpo as `trpo train` runs: progress.csv, TensorBoard and checkpoints written to a run directory."""
+    from trpo import TRPO
     from trpo.presets import preset_config
 
-    if mode == "preset":
-        config, _ = preset_config(env_id)
-    else:
-        zoo = {**ZOO, **ZOO_ENV.get(env_id, {})}
-        config = TRPOConfig(
-            n_envs=zoo["n_envs"], n_steps=zoo["n_steps"], hidden_sizes=(64, 64), vf_epochs=zoo["n_critic_updates"],
-            vf_minibatch_size=zoo["batch_size"], cg_iters=zoo["cg_max_steps"], cg_damping=zoo["cg_damping"],
-            gamma=zoo.get("gamma", 0.99), gae_lambda=zoo.get("gae_lambda", 0.95), use_sde=zoo.get("use_sde", False),
-            sde_sample_freq=zoo.get("sde_sample_freq", 4), fvp_subsample=1.0, max_kl=0.01,
-        )  # fmt: skip
+    config = preset_config(env_id)[0] if mode == "preset" else zoo_config(env_id)
     if mode == "like-for-like-process":
         config = config.replace(sampler="process", workers=2)
-    agent = TRPO(env_id, config.replace(seed=0))
+    agent = TRPO(env_id, config.replace(seed=0, eval_episodes=0))
     agent.start_sampler()  # environments (and worker processes) are made before the clock starts, as sb3's
-    start = time.perf_counter()
-    agent.learn(steps)
-    wall = time.perf_counter() - start
+    with tempfile.TemporaryDirectory(prefix="trpo-throughput-") as run_dir:
+        start = time.perf_counter()
+        agent.learn(steps, run_dir=run_dir)
+        wall = time.perf_counter() - start
     agent.close()
     return Timing(agent.num_steps / wall, agent.rollout_seconds, agent.update_seconds, agent.num_updates)
 
 
 def run_sb3(env_id: str, steps: int) -> Timing:
+    """sb3-contrib's TRPO with RL-Zoo's entry for the env, as RL-Zoo would run it (VecNormalize if `normalize`)."""
     from sb3_contrib import TRPO as SB3TRPO
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import VecNormalize
 
-    zoo = {**ZOO, **ZOO_ENV.get(env_id, {})}
+    z = zoo(env_id)
     torch.set_num_threads(DEFAULT_THREADS)  # what an sb3 user runs with
-    env = VecNormalize(make_vec_env(env_id, n_envs=zoo["n_envs"], seed=0), gamma=zoo.get("gamma", 0.99))
+    env = make_vec_env(env_id, n_envs=z["n_envs"], seed=0)
+    if z["normalize"]:
+        env = VecNormalize(env, gamma=z["gamma"])
     model = SB3TRPO(
-        "MlpPolicy", env, n_steps=zoo["n_steps"], batch_size=zoo["batch_size"],
-        n_critic_updates=zoo["n_critic_updates"], cg_max_steps=zoo["cg_max_steps"], cg_damping=zoo["cg_damping"],
-        gamma=zoo.get("gamma", 0.99), gae_lambda=zoo.get("gae_lambda", 0.95), use_sde=zoo.get("use_sde", False),
-        sde_sample_freq=zoo.get("sde_sample_freq", -1), seed=0, verbose=0,
-        policy_kwargs={"net_arch": {"pi": [64, 64], "vf": [64, 64]}},
+        "MlpPolicy", env, n_steps=z["n_steps"], batch_size=z["batch_size"], gamma=z["gamma"],
+        gae_lambda=z["gae_lambda"], learning_rate=z["learning_rate"], cg_max_steps=z["cg_max_steps"],
+        cg_damping=z["cg_damping"], n_critic_updates=z["n_critic_updates"], target_kl=z["target_kl"],
+        sub_sampling_factor=z["sub_sampling_factor"], use_sde=z["use_sde"], sde_sample_freq=z["sde_sample_freq"],
+        seed=0, verbose=0,
     )  # fmt: skip
     train_s = 0.0
     updates = 0
@@ -145,6 +185,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", type=str, default=None, help="also write the results to this JSON file")
     args = parser.parse_args()
+    require(__file__, ["sb3_contrib"], env_ids=args.envs)
 
     results: list[dict[str, Any]] = []
     print(f"torch {torch.__version__}, default threads {DEFAULT_THREADS}, {args.steps} steps x {args.repeats} repeats")

@@ -16,6 +16,7 @@ import statistics
 import time
 from pathlib import Path
 
+from _deps import require
 from trpo import make_agent
 from trpo.config import load_yaml_config
 from trpo.presets import preset_config
@@ -27,6 +28,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--config", type=Path, default=None, help="YAML applied to every algorithm's preset")
     args = parser.parse_args()
+    require(__file__, env_ids=[args.env])
     agents = {}
     for algo in ("trpo", "npg", "ppo"):
         config, _ = preset_config(args.env, algo=algo)

@@ -115,7 +115,7 @@ def test_ppo_interrupted_and_resumed_run_is_bitwise_identical(tmp_path: Path) ->
     assert saved.keys() == restored.keys()
     for i in saved:
         assert all(torch.equal(saved[i][k], restored[i][k]) for k in saved[i])  # Adam's moments came back
-    resumed.learn(5 * config.batch_size)
+    resumed.learn(until=5 * config.batch_size)
     assert resumed.num_updates == straight.num_updates == 5
     assert_identical(snapshot(straight), snapshot(resumed))
 

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
+import json
 import math
+import re
+import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from trpo.cli import main
-from trpo.compare import CompareArgs, plan
-from trpo.compare_metrics import aggregate, fraction_lowered, steps_to_threshold, value_at, worst_drop
+from trpo.compare import CompareArgs, Progress, _explain, plan
+from trpo.compare_metrics import Aggregate, aggregate, fraction_lowered, steps_to_threshold, value_at, worst_drop
 
 STEPS = np.array([100.0, 200.0, 300.0, 400.0, 500.0])
 CURVE = np.array([10.0, math.nan, 30.0, 20.0, 50.0])
@@ -86,7 +90,13 @@ def test_tiny_comparison_writes_table_csv_and_png(tmp_path: Path, capsys: pytest
             "--out", str(out), "--evals", "2", "--eval-episodes", "1", "--workers", "2", "--threshold", "30",
             "--sweep", "clip_range=0.1,0.2"]  # fmt: skip
     assert main(argv) == 0
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed, progress = captured.out, captured.err.splitlines()
+    assert progress[0] == "compare CartPole-v1: 3 runs to train, 2 at a time"  # clip_range 0.2 is the preset's run
+    for k, line in enumerate(progress[1:], 1):
+        assert re.fullmatch(rf"\[{k}/3\] (trpo|ppo|ppo clip_range=0\.1) seed 0: final return [\d.]+, \d+ s; "
+                            r"(about \d:\d\d:\d\d left|all done in \d:\d\d:\d\d)", line), line  # fmt: skip
+    assert len(progress) == 4 and "all done in" in progress[-1]
     table = (out / "compare.md").read_text()
     assert table in printed
     assert "| metric | trpo | ppo |" in table
@@ -110,6 +120,43 @@ def test_tiny_comparison_writes_table_csv_and_png(tmp_path: Path, capsys: pytest
     argv += ["--sweep", "ppo_epochs=2"]
     before = (out / "runs" / "trpo" / "seed-0" / "summary.json").stat().st_mtime_ns
     assert main(argv) == 0
-    assert "Sensitivity to clip_range" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "Sensitivity to clip_range" in captured.out
+    assert (
+        captured.err.splitlines()[0]
+        == f"compare CartPole-v1: 1 run to train (3 finished runs in {out} reused), 1 at a time"
+    )
+    assert captured.err.splitlines()[1].startswith("[1/1] ppo ppo_epochs=2 seed 0: final return ")
     assert (out / "runs" / "trpo" / "seed-0" / "summary.json").stat().st_mtime_ns == before
     assert (out / "runs" / "ppo-ppo_epochs-2" / "seed-0" / "summary.json").exists()
+
+
+def test_progress_counts_finished_runs_and_estimates_the_time_left(tmp_path: Path) -> None:
+    args = CompareArgs("CartPole-v1", algos="trpo,npg", seeds=2, total_steps=2048, out=tmp_path)
+    jobs, _ = plan(args)
+    for job in jobs:
+        job.run_dir.mkdir(parents=True)
+        (job.run_dir / "summary.json").write_text(json.dumps({"mean_return": 100.0 + job.seed}))
+    file = io.StringIO()
+    progress = Progress(jobs, workers=2, file=file)
+    progress.start("CartPole-v1", 0, tmp_path)
+    ok, failed = subprocess.CompletedProcess([], 0), subprocess.CompletedProcess([], 1)
+    progress.done(1, ok, 10.0)
+    progress.done(0, failed, 30.0)
+    progress.done(3, ok, 20.0)
+    lines = file.getvalue().splitlines()
+    assert lines[0] == "compare CartPole-v1: 4 runs to train, 2 at a time"
+    assert lines[1] == "[1/4] trpo seed 1: final return 101.0, 10 s; about 0:00:20 left"  # 10 s x 2 rounds of 2
+    assert lines[2] == "[2/4] trpo seed 0: failed (exit 1), 30 s; about 0:00:20 left"  # 20 s mean x 1 round
+    assert lines[3] == "[3/4] npg seed 1: final return 101.0, 20 s; about 0:00:20 left"
+    progress.done(2, ok, 20.0)
+    assert re.fullmatch(
+        r"\[4/4\] npg seed 0: final return 100.0, 20 s; all done in 0:00:0\d", file.getvalue().splitlines()[4]
+    )
+
+
+def test_coinciding_npg_and_trpo_are_explained_by_the_line_search() -> None:
+    note = "CartPole-v1: the npg and trpo curves coincide (...); trpo is drawn dashed with markers"
+    never = {"trpo": {"backtracks": Aggregate(0.0, 0.0, 2, 2)}}
+    assert _explain(note, never).endswith("(TRPO's line search never backtracked, so every TRPO update equals NPG's)")
+    assert _explain(note, {"trpo": {"backtracks": Aggregate(3.0, 1.0, 2, 2)}}) == note

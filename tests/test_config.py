@@ -50,7 +50,7 @@ def test_defaults_are_valid_and_round_trip_through_yaml(tmp_path: Path) -> None:
         ("n_envs: 2.5\n", "n_envs must be an integer"),
         ("normalize_obs: 1\n", "normalize_obs must be true or false"),
         ("hidden_sizes: 64\n", "hidden_sizes must be a list of integers"),
-        ("activation: swish\n", "activation must be one of"),
+        ("activation: swish\n", "activation .swish. is not an element-wise torch.nn activation"),
         ("- 1\n- 2\n", "must be a mapping"),
         ("a: [\n", "not valid YAML"),
     ],
@@ -59,7 +59,7 @@ def test_bad_yaml_is_refused(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(text)
     with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
-        load_yaml_config(path)
+        load_yaml_config(path).validate()  # types are checked on loading, values by validate()
 
 
 def test_presets_load_and_are_valid() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import require
 from trpo.envs import env_factory, mujoco_warning
 
 
@@ -15,7 +16,7 @@ def test_mujoco_asset_noise_is_dropped_and_other_warnings_reach_stderr(capsys: p
 
 
 def test_making_a_mujoco_env_installs_the_handler() -> None:
-    mujoco = pytest.importorskip("mujoco")
+    mujoco = require("mujoco", "mujoco")
     factory, _ = env_factory("InvertedPendulum-v5")
     factory().close()
     assert mujoco.get_mju_user_warning() is mujoco_warning

@@ -11,10 +11,11 @@ import pytest
 import torch
 from gymnasium import spaces
 
+from conftest import require
 from trpo import TRPO, TRPOConfig
 from trpo.cli import main
 
-ort = pytest.importorskip("onnxruntime", reason="the export extra is not installed: pip install -e '.[export]'")
+ort = require("onnxruntime", "export")
 from trpo.export import TOLERANCE, PolicyGraph, export_checked, random_observations  # noqa: E402
 
 TINY = TRPOConfig(n_envs=2, n_steps=64, hidden_sizes=(16, 16), vf_epochs=1, eval_episodes=0)

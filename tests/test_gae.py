@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from trpo.rollout import gae
+from trpo.rollout import gae, normalize
 
 
 def test_gae_hand_computed_single_env_with_termination() -> None:
@@ -54,3 +54,11 @@ def test_gae_lambda_zero_is_td_error() -> None:
     no = torch.zeros(2, 1, dtype=torch.bool)
     a = gae(r, v, next_v, no, no, gamma=0.99, lam=0.0)
     assert a[:, 0].tolist() == pytest.approx([1 + 0.99 * 0.25 - 0.5, 2 + 0.99 - 0.25])
+
+
+def test_normalize_known_answer() -> None:
+    """(x - mean) / (std + eps) with the unbiased std: [1, 2, 3, 6] has mean 3 and std sqrt(14 / 3)."""
+    x = torch.tensor([1.0, 2.0, 3.0, 6.0], dtype=torch.float64)
+    expected = (x - 3.0) / (torch.tensor(14.0 / 3.0, dtype=torch.float64).sqrt() + 1e-8)
+    assert torch.allclose(normalize(x), expected, rtol=1e-12)
+    assert abs(float(normalize(x + 100.0).mean())) < 1e-12

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import require
 from trpo import TRPO, evaluate
 from trpo.presets import preset_config
 
@@ -23,15 +24,19 @@ def test_cartpole_reaches_475_in_100k_steps() -> None:
 
 
 def test_pendulum_preset_learns() -> None:
-    """A quick check that the continuous-control preset loads and learns (issue: CI keeps one)."""
+    """A quick check that the continuous-control preset loads and learns (issue: CI keeps one).
+
+    The threshold sits between what learning gives and what no learning gives: the preset's five seeds
+    reach -175 to -215 (BENCHMARKS.md), a random or untrained policy about -1200 to -1500, and an update
+    that never moves the policy stays there. -300 leaves room for seed noise, not for a broken update."""
     agent = train_preset("Pendulum-v1")
-    assert evaluate(agent, episodes=10)["mean_return"] >= -200
+    assert evaluate(agent, episodes=10)["mean_return"] >= -300
     assert agent.alarms == []
 
 
 def test_mujoco_preset_learns() -> None:
     """The MuJoCo preset path (issue: CI keeps a quick preset check): InvertedPendulum-v5 at 40k steps."""
-    pytest.importorskip("mujoco")
+    require("mujoco", "mujoco")
     config, name = preset_config("InvertedPendulum-v5")
     assert name == "InvertedPendulum-v5" and config.total_steps == 40_000
     agent = train_preset("InvertedPendulum-v5")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import shutil
 from pathlib import Path
 
 import matplotlib.image
@@ -10,7 +12,7 @@ import numpy as np
 import pytest
 
 from trpo.cli import main
-from trpo.plotting import find_runs, mean_and_spread
+from trpo.plotting import Run, coinciding, common_range, find_runs, group_label, mean_and_spread
 
 TINY = ["--total-steps", "1024", "--n-envs", "2", "--n-steps", "128", "--eval-episodes", "0"]
 
@@ -55,6 +57,73 @@ def test_plot_groups_runs_by_environment(runs: Path, tmp_path: Path, capsys: pyt
     assert main(["plot", str(runs / "CartPole-v1-0"), str(runs / "CartPole-v1-1"), "--out", str(one)]) == 0
     assert wide.shape[1] > read_png(one).shape[1]  # two environment panels against one
     assert f"wrote {out}" in capsys.readouterr().out
+
+
+def fake_run(seed: int | None, values: list[float], algo: str = "trpo", step: float = 100.0) -> Run:
+    steps = np.arange(1, len(values) + 1) * step
+    return Run(Path(f"/runs/{algo}-{seed}"), "CartPole-v1", algo, seed, {"time/steps": steps, "r": np.array(values)},
+               None, [])  # fmt: skip
+
+
+def test_labels_count_distinct_seeds_and_say_when_runs_repeat_one() -> None:
+    assert group_label("trpo", [fake_run(0, [1.0]), fake_run(1, [1.0]), fake_run(2, [1.0])]) == "trpo (3 seeds)"
+    assert group_label("trpo", [fake_run(0, [1.0])]) == "trpo (1 seed)"
+    assert group_label("trpo", [fake_run(0, [1.0])] * 4) == "trpo (4 runs, 1 seed: 0)"
+    assert group_label("ppo", [fake_run(1, [1.0]), fake_run(0, [1.0]), fake_run(1, [2.0])]) == (
+        "ppo (3 runs, 2 seeds: 0, 1)"
+    )
+    assert group_label("trpo", [fake_run(None, [1.0]), fake_run(None, [1.0])]) == "trpo (2 runs)"
+
+
+def test_coinciding_curves_are_found_seed_by_seed() -> None:
+    trpo = [fake_run(0, [1.0, 2.0, 3.0]), fake_run(1, [1.0, 5.0, 9.0])]
+    npg = [fake_run(1, [1.0, 5.0, 9.0], "npg"), fake_run(0, [1.0, 2.0, 3.0], "npg")]  # same curves, other order
+    ppo = [fake_run(0, [1.0, 2.0, 3.0], "ppo"), fake_run(1, [1.0, 5.0, 9.5], "ppo")]  # one value differs
+    assert coinciding({"trpo": trpo, "npg": npg, "ppo": ppo}, "r") == {"trpo": "npg"}
+    assert coinciding({"trpo": trpo, "ppo": ppo}, "r") == {}
+    shifted = [fake_run(0, [1.0, 2.0, 3.0], "npg", step=200.0), fake_run(1, [1.0, 5.0, 9.0], "npg", step=200.0)]
+    assert coinciding({"trpo": trpo, "npg": shifted}, "r") == {}  # same values at other steps
+
+
+def test_runs_of_different_budgets_are_cut_to_the_common_range() -> None:
+    curves, end = common_range([fake_run(0, [1.0, 2.0, 3.0, 4.0]), fake_run(1, [5.0, 6.0])], "r")
+    assert end == 200.0 and [x.tolist() for x, _ in curves] == [[100.0, 200.0], [100.0, 200.0]]
+    _, end = common_range([fake_run(0, [1.0, 2.0]), fake_run(1, [5.0, 6.0])], "r")
+    assert end is None
+
+
+def test_plot_writes_next_to_the_runs_and_says_where(
+    runs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["plot", str(runs / "CartPole-v1-0"), str(runs / "CartPole-v1-1")]) == 0
+    assert capsys.readouterr().out.strip() == f"wrote {runs / 'curves.png'}"  # next to the first run
+    read_png(runs / "curves.png")
+    (runs / "curves.png").unlink()
+    assert main(["plot", str(runs)]) == 0  # one directory of runs: the picture goes into it
+    assert capsys.readouterr().out.strip() == f"wrote {runs / 'curves.png'}"
+    read_png(runs / "curves.png")
+    assert not list(tmp_path.iterdir())  # nothing in the current directory
+
+
+def test_plot_notes_repeated_seeds_and_different_budgets(
+    runs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("a", "b"):  # two copies of the seed-0 run
+        shutil.copytree(runs / "CartPole-v1-0", tmp_path / name)
+    progress = tmp_path / "b" / "progress.csv"
+    with open(progress, newline="") as f:
+        rows = list(csv.reader(f))
+    with open(progress, "w", newline="") as f:
+        csv.writer(f).writerows(rows[:3])  # run b stopped after 2 of its 4 updates
+    assert main(["plot", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        "note: CartPole-v1 trpo: the runs end between 512 and 1,024 steps; the mean is drawn to 512, where the "
+        "shortest ends, and each longer run alone after it (thin)",
+        "note: CartPole-v1 trpo: 2 runs share 1 seed (0); the band is their spread, not over seeds",
+        f"wrote {tmp_path / 'curves.png'}",
+    ]
 
 
 def test_plot_a_metric_and_the_diagnostics_of_one_run(runs: Path) -> None:

@@ -13,6 +13,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
+from conftest import require
 from test_samplers import assert_valid, updates_in
 from trpo import TRPO, TRPOConfig
 from trpo.cli import main
@@ -71,7 +72,7 @@ def test_a_killed_worker_is_replaced_and_training_goes_on_without_a_gap(tmp_path
         sampler = sampler_of(agent)
         killed = sampler.pids[1]
         os.kill(killed, signal.SIGKILL)
-        agent.learn(4 * CONFIG.batch_size, run_dir=tmp_path)
+        agent.learn(until=4 * CONFIG.batch_size, run_dir=tmp_path)
         assert sampler.pids[1] != killed and sampler.restarts == 1
     finally:
         agent.close()
@@ -112,7 +113,7 @@ def test_resume_continues_with_new_episodes(tmp_path: Path) -> None:
     resumed = TRPO.load(tmp_path / "checkpoint")
     try:
         assert resumed.config.sampler == "process" and resumed.num_updates == 2
-        resumed.learn(4 * CONFIG.batch_size, run_dir=tmp_path)
+        resumed.learn(until=4 * CONFIG.batch_size, run_dir=tmp_path)
         assert sampler_of(resumed).stats.episodes > episodes  # counted on from the checkpoint
     finally:
         resumed.close()
@@ -206,7 +207,7 @@ def test_a_script_without_a_main_guard_gets_told_why(tmp_path: Path) -> None:
 
 def test_mujoco_presets_sample_in_worker_processes(tmp_path: Path) -> None:
     """Hopper-v5's preset: 2 worker processes of 8 MuJoCo envs each, 4096 steps per update (mujoco extra)."""
-    pytest.importorskip("mujoco")
+    require("mujoco", "mujoco")
     run = tmp_path / "run"
     assert main(["train", "Hopper-v5", "--total-steps", "8192", "--quiet", "--run-dir", str(run)]) == 0
     config = (run / "config.yaml").read_text()

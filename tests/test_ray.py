@@ -15,16 +15,12 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import require
 from test_samplers import assert_valid, updates_in
 from trpo import TRPO, TRPOConfig
 from trpo.ray_sampler import RaySampler, StaleBatchError, check_version
 
-try:
-    import ray
-except ImportError:  # CI installs the `ray` extra: there a missing Ray is a failure, not a skip
-    if os.environ.get("CI"):
-        raise
-    pytest.skip("Ray is not installed (pip install 'trpo[ray]'); CI runs these tests", allow_module_level=True)
+ray = require("ray", "ray")
 
 # 2 workers x 2 envs of CartPole; small batches so that a test runs many updates in seconds
 CONFIG = TRPOConfig(
@@ -128,7 +124,7 @@ def test_a_worker_that_cannot_restart_is_replaced() -> None:
         sampler = sampler_of(agent)
         first_pid = sampler.pids[1]
         ray.kill(sampler.workers[1], no_restart=True)
-        agent.learn(3 * CONFIG.batch_size)
+        agent.learn(until=3 * CONFIG.batch_size)
         assert agent.num_updates == 3
         assert sampler.restarts == 1
         assert sampler.pids[1] != first_pid
@@ -146,7 +142,7 @@ def test_resume_continues_with_new_episodes(tmp_path: Path) -> None:
     resumed = TRPO.load(tmp_path / "checkpoint")
     try:
         assert resumed.num_updates == 2
-        resumed.learn(4 * CONFIG.batch_size, run_dir=tmp_path)
+        resumed.learn(until=4 * CONFIG.batch_size, run_dir=tmp_path)
         sampler = sampler_of(resumed)
         assert sampler.stats.episodes > episodes  # counted on from the checkpoint
     finally:

@@ -45,7 +45,7 @@ def test_interrupted_and_resumed_run_is_bitwise_identical(env_id: str, tmp_path:
     first = TRPO(env_id, config, seed=1).learn(2 * config.batch_size)
     first.save(tmp_path / "ckpt")
     first.close()
-    resumed = TRPO.load(tmp_path / "ckpt").learn(steps)
+    resumed = TRPO.load(tmp_path / "ckpt").learn(until=steps)
     resumed.close()
     assert resumed.num_updates == straight.num_updates == 6
     assert_identical(snapshot(straight), snapshot(resumed))
@@ -55,8 +55,8 @@ def test_interrupted_and_resumed_run_is_bitwise_identical(env_id: str, tmp_path:
 def test_resuming_one_checkpoint_twice_gives_identical_weights(tmp_path: Path) -> None:
     config = TRPOConfig(n_envs=2, n_steps=64)
     TRPO("Pendulum-v1", config, seed=0).learn(256).save(tmp_path / "ckpt")
-    a = TRPO.load(tmp_path / "ckpt").learn(640)
-    b = TRPO.load(tmp_path / "ckpt").learn(640)
+    a = TRPO.load(tmp_path / "ckpt").learn(until=640)
+    b = TRPO.load(tmp_path / "ckpt").learn(until=640)
     assert_identical(snapshot(a), snapshot(b))
 
 
@@ -67,7 +67,7 @@ def test_env_without_capturable_state_restarts_episodes(tmp_path: Path) -> None:
     resumed = TRPO.load(tmp_path / "ckpt", env=lambda: Endless(limit=100))
     collector = resumed._rollout_collector()
     assert [env.unwrapped.t for env in collector.envs.envs] == [0, 0]  # type: ignore[attr-defined]
-    resumed.learn(128)
+    resumed.learn(until=128)
     assert resumed.num_updates == 4
 
 

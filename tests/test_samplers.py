@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import require
 from trpo import TRPO, TRPOConfig
 from trpo.cli import main
 from trpo.config import config_from_dict
@@ -124,8 +125,7 @@ def test_ray_sampler_without_ray_says_how_to_install(
 
 def test_unreachable_cluster_is_one_line_before_the_run_dir_exists(tmp_path: Path) -> None:
     """`--ray-address auto` with no cluster running (test_ray.py's local instance is shut down by then)."""
-    if not os.environ.get("CI"):  # CI installs the ray extra: there it must run
-        pytest.importorskip("ray")
+    require("ray", "ray")
     run_dir = tmp_path / "run"
     result = subprocess.run(
         [sys.executable, "-m", "trpo.cli", "train", "CartPole-v1", "--sampler", "ray", "--ray-address", "auto",

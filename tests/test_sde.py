@@ -59,7 +59,7 @@ def test_sde_update_respects_trust_region() -> None:
         batch = agent._rollout_collector().collect(config.gamma, config.gae_lambda)
         with torch.no_grad():
             before = agent.actor(batch.obs)
-        agent.update(batch)
+        assert agent.update(batch)["train/line_search_success"] == 1.0  # a real step, not a rejected one
         with torch.no_grad():
             assert float(agent.dist.kl(before, agent.actor(batch.obs)).mean()) <= config.max_kl
 

@@ -6,12 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import collect
 from trpo import TRPO, TRPOConfig
-from trpo.rollout import Batch
-
-
-def collect(agent: TRPO) -> Batch:
-    return agent._rollout_collector().collect(agent.config.gamma, agent.config.gae_lambda)
+from trpo.rollout import Batch, normalize
+from trpo.trust_region import flatten
 
 
 @pytest.mark.parametrize(
@@ -26,6 +24,7 @@ def collect(agent: TRPO) -> Batch:
 def test_batch_kl_after_update_is_never_above_delta(env_id: str, changes: dict) -> None:
     config = TRPOConfig(n_envs=2, n_steps=128, **changes)
     agent = TRPO(env_id, config, seed=0)
+    accepted = 0
     for _ in range(5):
         batch = collect(agent)
         with torch.no_grad():
@@ -38,8 +37,10 @@ def test_batch_kl_after_update_is_never_above_delta(env_id: str, changes: dict) 
         assert kl == pytest.approx(diagnostics["train/kl"], rel=1e-4, abs=1e-9)
         if diagnostics["train/line_search_success"]:
             assert diagnostics["train/surrogate_gain"] > 0
+            accepted += 1
         else:
             assert torch.equal(before, after)  # a rejected update keeps theta_k exactly
+    assert accepted >= 4  # the bound above is checked on real steps, not on a line search that rejects all
 
 
 def test_rejected_step_keeps_old_policy() -> None:
@@ -112,3 +113,99 @@ def test_entropy_bonus_known_answer_step() -> None:
         step = (agent.actor.log_std.detach() - log_std_before).double()
         assert torch.allclose(step, torch.full_like(step, expected), rtol=1e-5)
         assert diagnostics["train/kl"] <= config.max_kl
+
+
+def actor_theta(agent: TRPO) -> torch.Tensor:
+    return flatten([p.detach() for p in agent.actor.parameters()]).double()
+
+
+def surrogate(agent: TRPO, batch: Batch, log_prob_k: torch.Tensor, adv: torch.Tensor) -> float:
+    """L(theta) = mean[pi_theta(a|s) / pi_k(a|s) A], written here from the paper, not from the learner."""
+    with torch.no_grad():
+        ratio = torch.exp(agent.dist.log_prob(agent.actor(batch.obs), batch.actions) - log_prob_k)
+    return float((ratio * adv).mean())
+
+
+def policy_gradient(agent: TRPO, batch: Batch, adv: torch.Tensor) -> torch.Tensor:
+    """g = mean[grad log pi(a|s) A] at theta_k: the gradient of L at theta_k (the ratio is 1 there)."""
+    params = list(agent.actor.parameters())
+    objective = (agent.dist.log_prob(agent.actor(batch.obs), batch.actions) * adv).mean()
+    return flatten(torch.autograd.grad(objective, params)).double()
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
+def test_accepted_step_improves_the_papers_surrogate_by_the_logged_gain(env_id: str) -> None:
+    """The gain of every accepted step, recomputed from the definition of L with normalised advantages, is
+    positive and equals train/surrogate_gain (a flipped sign or an inverted ratio in the learner's L fails)."""
+    agent = TRPO(env_id, TRPOConfig(n_envs=2, n_steps=128, fvp_subsample=1.0), seed=0)
+    accepted = 0
+    for _ in range(4):
+        batch = collect(agent)
+        adv = normalize(batch.advantages)
+        with torch.no_grad():
+            log_prob_k = agent.dist.log_prob(agent.actor(batch.obs), batch.actions)
+        before = surrogate(agent, batch, log_prob_k, adv)
+        diagnostics = agent.update(batch)
+        if diagnostics["train/line_search_success"]:
+            accepted += 1
+            gain = surrogate(agent, batch, log_prob_k, adv) - before
+            assert gain > 0
+            assert gain == pytest.approx(diagnostics["train/surrogate_gain"], rel=1e-4)
+    assert accepted >= 3
+
+
+def test_heavy_damping_turns_the_step_into_the_policy_gradient() -> None:
+    """(F + cI) x = g with c >> |F|: x -> g / c, so the accepted step points along the policy gradient
+    (cosine 1). Without the damping (or with the surrogate's sign flipped) it does not."""
+    cosines = {}
+    for damping in (1e6, 1e-3):
+        agent = TRPO("CartPole-v1", TRPOConfig(n_envs=2, n_steps=128, fvp_subsample=1.0, cg_damping=damping), seed=0)
+        batch = collect(agent)
+        g = policy_gradient(agent, batch, normalize(batch.advantages))
+        theta_k = actor_theta(agent)
+        diagnostics = agent.update(batch)
+        assert diagnostics["train/line_search_success"] == 1.0
+        step = actor_theta(agent) - theta_k
+        cosines[damping] = float(step @ g / (step.norm() * g.norm()))
+    assert cosines[1e6] > 0.9999
+    assert cosines[1e-3] < 0.99  # the natural gradient is another direction: the test can tell them apart
+
+
+def test_a_constant_added_to_the_advantages_does_not_change_the_step() -> None:
+    """Advantages are centred (and scaled) before the surrogate: A and 3 A + 5 give the same policy step."""
+    thetas = []
+    for scale, shift in ((1.0, 0.0), (3.0, 5.0)):
+        agent = TRPO("Pendulum-v1", TRPOConfig(n_envs=2, n_steps=128, fvp_subsample=1.0), seed=0)
+        batch = collect(agent)
+        batch.advantages = scale * batch.advantages + shift
+        assert agent.update(batch)["train/line_search_success"] == 1.0
+        thetas.append(actor_theta(agent))
+    assert torch.allclose(thetas[0], thetas[1], rtol=1e-4, atol=1e-6)
+
+
+def test_fisher_subsample_is_a_uniform_random_subset() -> None:
+    """fvp_subsample picks a fresh random subset each update, every state equally likely (not the first k)."""
+    agent = TRPO("CartPole-v1", TRPOConfig(n_envs=2, n_steps=64, fvp_subsample=0.25), seed=0)
+    n, draws = 40, 2000
+    counts = torch.zeros(n)
+    subsets = set()
+    for _ in range(draws):
+        idx = agent._fvp_indices(n)
+        assert idx.shape == (10,) and len(set(idx.tolist())) == 10 and int(idx.min()) >= 0 and int(idx.max()) < n
+        counts[idx] += 1
+        subsets.add(tuple(sorted(idx.tolist())))
+    assert len(subsets) > draws // 2
+    # each state is drawn with probability k / n = 1/4: 500 expected, binomial std ~19
+    assert float(counts.min()) > 400 and float(counts.max()) < 600
+
+
+@pytest.mark.parametrize("bad", [np.zeros(2), np.zeros(6), np.zeros((4, 2)), np.zeros((0, 3)), np.zeros((2, 3, 1))])
+def test_predict_refuses_an_observation_of_the_wrong_shape(bad: np.ndarray) -> None:
+    from trpo.errors import ObservationError
+
+    agent = TRPO("Pendulum-v1", TRPOConfig(), seed=0)  # observations of shape (3,)
+    with pytest.raises(ObservationError, match=r"takes one observation of shape \(3,\) or a batch of shape \(N, 3\)"):
+        agent.predict(bad)
+    with pytest.raises(ObservationError, match="numeric"):
+        agent.predict(np.array(["a", "b", "c"]))
+    assert agent.predict([0.0, 1.0, 0.5]).shape == (1,)  # a list is fine

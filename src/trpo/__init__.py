@@ -1,11 +1,12 @@
 """trpo: Trust Region Policy Optimization (and, on the same machinery, NPG and PPO) for Gymnasium."""
 
 from trpo.algorithm import TRPO, load, make_agent
+from trpo.callbacks import Callback
 from trpo.config import TRPOConfig
 from trpo.errors import ConfigError, UserError
 from trpo.evaluation import evaluate
 from trpo.npg import NPG
 from trpo.ppo import PPO
 
-__all__ = ["NPG", "PPO", "TRPO", "ConfigError", "TRPOConfig", "UserError", "evaluate", "load", "make_agent"]
+__all__ = ["NPG", "PPO", "TRPO", "Callback", "ConfigError", "TRPOConfig", "UserError", "evaluate", "load", "make_agent"]
 __version__ = "0.1.0"

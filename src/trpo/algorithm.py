@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import numbers
 import time
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -16,10 +18,11 @@ from torch import Tensor
 from torch.func import functional_call
 
 from trpo import persistence
+from trpo.callbacks import CallbackArg, as_callbacks
 from trpo.config import TRPOConfig
 from trpo.env_spec import EnvSpec
 from trpo.envs import EnvFactory, EnvLike, SingleInstance, check_env_source, env_source, probe_env
-from trpo.errors import ConfigError, Interrupted, NonFiniteEnvError, TrainingStopped
+from trpo.errors import ConfigError, Interrupted, NonFiniteEnvError, ObservationError, TrainingStopped
 from trpo.evaluation import evaluate as evaluate_policy
 from trpo.health import HealthMonitor, dead_unit_fractions
 from trpo.interrupts import GracefulStop
@@ -126,9 +129,9 @@ class TRPO:
         self.dist = make_distribution(action_space)
         self.device = torch.device(cfg.device)
         self.actor = Actor(
-            self.obs_dim, self.dist, cfg.hidden_sizes, cfg.activation, cfg.ortho_init, cfg.log_std_init, cfg.use_sde
+            self.obs_dim, self.dist, cfg.actor_sizes, cfg.activation, cfg.ortho_init, cfg.log_std_init, cfg.use_sde
         )
-        self.critic = Critic(self.obs_dim, cfg.hidden_sizes, cfg.activation, cfg.ortho_init)
+        self.critic = Critic(self.obs_dim, cfg.critic_sizes, cfg.activation, cfg.ortho_init)
         self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=cfg.vf_lr, fused=True)
         self.obs_normalizer = ObservationNormalizer((self.obs_dim,), cfg.normalize_obs, cfg.clip_obs)
         self.reward_scaler = RewardScaler(cfg.n_envs, cfg.gamma, cfg.normalize_reward, cfg.clip_reward)
@@ -140,6 +143,8 @@ class TRPO:
         self.rejected_in_a_row = 0
         self.skipped_batches = 0
         self.last_rejection = ""
+        self.stop_reason = ""  # set when a callback stopped the last learn() call
+        self.schedule_until = cfg.total_steps  # the step count learning-rate schedules run out at (learn's target)
         self.rollout_seconds = 0.0  # wall time spent collecting and updating, over this object's life
         self.update_seconds = 0.0
         self._collector: Sampler | None = None
@@ -158,23 +163,42 @@ class TRPO:
 
     def learn(
         self,
-        total_steps: int | None = None,
+        steps: int | None = None,
+        *,
+        until: int | None = None,
         run_dir: str | Path | None = None,
+        callback: CallbackArg = None,
         progress_bar: bool = False,
         table_every: int = 0,
         json_lines: bool = False,
     ) -> TRPO:
-        """Train until `total_steps` environment steps (default: config.total_steps) have been taken.
+        """Train `steps` more environment steps from where the agent is (a loaded model continues its
+        counters, logs and optimiser state), or up to `until` steps in all; with neither, up to
+        `config.total_steps` in all. The budget rounds up to whole updates of `config.batch_size`.
 
         With `run_dir`, diagnostics are appended to `progress.csv` and TensorBoard there, and the
         learner is checkpointed to `run_dir/checkpoint` every `checkpoint_every` updates and at the end.
+        `callback`: a `trpo.callbacks.Callback`, a function `f(agent, stats)`, or a list of them; one
+        that returns False stops training after that update (`self.stop_reason` says which).
         SIGINT/SIGTERM stop training after the current update (checkpointed) by raising `Interrupted`.
         Console: `progress_bar` (with a diagnostics table every `table_every` updates), or `json_lines`
         (one JSON object per update on stdout). Health alarms (`self.alarms`) are printed once each.
         """
         cfg = self.config
-        total = total_steps if total_steps is not None else cfg.total_steps
+        total = self._target(steps, until)
+        callbacks = as_callbacks(callback)
+        self.stop_reason = ""
+        if total <= self.num_steps:
+            warnings.warn(
+                f"nothing to train: the agent has taken {self.num_steps:,} steps and the target is {total:,} "
+                "(learn(n) trains n more steps, learn(until=N) up to N in all)",
+                stacklevel=2,
+            )
+            return self
         run_path = Path(run_dir) if run_dir is not None else None
+        self.schedule_until = total
+        for c in callbacks:
+            c.on_training_start(self, run_path)
         collector = self._rollout_collector()
         saved_at = -1
 
@@ -186,11 +210,18 @@ class TRPO:
 
         with (
             RunLogger(
-                run_path, total, self.num_steps, self.num_updates, progress_bar, table_every, json_lines
+                run_path,
+                total,
+                self.num_steps,
+                self.num_updates,
+                progress_bar,
+                table_every,
+                json_lines,
+                batch_size=cfg.batch_size,
             ) as logger,
             GracefulStop() as stop,
         ):
-            while self.num_steps < total:
+            while self.num_steps < total and not self.stop_reason:
                 start = time.perf_counter()
                 try:
                     batch = collector.collect(cfg.gamma, cfg.gae_lambda, start_step=self.num_steps)
@@ -212,11 +243,15 @@ class TRPO:
                     if cfg.eval_every:
                         row.update(self._periodic_eval())
                     health, fired = self.health.observe(row, self.num_updates, self.num_steps)
-                    logger.log({**row, **health})
+                    stats = {**row, **health}
+                    logger.log(stats)
                     for alarm in fired:
                         logger.alarm(alarm)
                     if cfg.checkpoint_every and self.num_updates % cfg.checkpoint_every == 0:
                         checkpoint()
+                    self.stop_reason = next(
+                        (c.stop_reason() for c in callbacks if c.on_update(self, stats) is False), ""
+                    )
                 if self.rejected_in_a_row >= cfg.max_rejected_updates:
                     checkpoint()
                     raise TrainingStopped(
@@ -227,7 +262,20 @@ class TRPO:
                     checkpoint()
                     raise Interrupted(stop.signum, self.num_steps)
         checkpoint()
+        for c in callbacks:
+            c.on_training_end(self)
         return self
+
+    def _target(self, steps: int | None, until: int | None) -> int:
+        """The step count `learn(steps, until=...)` trains up to."""
+        if steps is not None and until is not None:
+            raise ConfigError("learn() takes steps (more steps to train) or until (a total), not both")
+        for name, value in (("steps", steps), ("until", until)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0):
+                raise ConfigError(f"learn({name}=...) must be a whole number >= 0 (got {value!r})")
+        if steps is not None:
+            return self.num_steps + int(steps)
+        return int(until) if until is not None else self.config.total_steps
 
     def _periodic_eval(self) -> dict[str, float]:
         """eval/mean_return of `eval_every_episodes` deterministic episodes every `eval_every` updates
@@ -288,6 +336,7 @@ class TRPO:
         diagnostics = self._policy_step(PolicyBatch(obs, batch.actions, adv, p_k, log_prob_k))
 
         value_loss_before = self._value_loss(obs, batch.returns)
+        vf_lr = self._critic_learning_rate()
         self._fit_critic(obs, batch.returns)
         with torch.no_grad():
             p_new = self.actor(obs)
@@ -307,6 +356,8 @@ class TRPO:
         for name, layers in (("actor", self.actor.features), ("critic", self.critic.net)):
             for i, fraction in enumerate(dead_unit_fractions(layers, obs)):
                 diagnostics[f"train/dead_units_{name}_{i}"] = fraction
+        if cfg.vf_lr_schedule != "constant":
+            diagnostics["train/vf_lr"] = vf_lr
         if self.actor.gaussian:
             diagnostics["train/policy_std"] = float(p_new[:, self.dist.param_dim // 2 :].exp().mean())
         return diagnostics
@@ -400,6 +451,17 @@ class TRPO:
         k = max(1, round(self.config.fvp_subsample * n))
         return torch.randperm(n, generator=self.generator)[:k]
 
+    def _critic_learning_rate(self) -> float:
+        """Set and return the critic's Adam learning rate for this update: vf_lr, or with the linear
+        schedule vf_lr * (1 - steps taken / steps learn() trains up to), never below 0."""
+        cfg = self.config
+        lr = cfg.vf_lr
+        if cfg.vf_lr_schedule == "linear":
+            lr *= max(0.0, 1.0 - self.num_steps / max(1, self.schedule_until))
+        for group in self.critic_optimizer.param_groups:
+            group["lr"] = lr
+        return lr
+
     def _fit_critic(self, obs: Tensor, returns: Tensor) -> None:
         """Regress V(s) on the returns: `vf_epochs` passes of Adam over shuffled minibatches."""
         n, size = obs.shape[0], self.config.vf_minibatch_size
@@ -438,9 +500,12 @@ class TRPO:
 
     @torch.no_grad()
     def predict(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
-        """Action(s) for one observation or a batch, with the frozen observation normalisation."""
-        obs = np.asarray(obs)
-        single = obs.shape == tuple(self.observation_space.shape or ())
+        """Action(s) for one observation or a batch, with the frozen observation normalisation.
+
+        `obs` has the observation space's shape (one observation: one action) or a leading batch axis
+        (N observations: N actions); any other shape raises `ObservationError`, as does a non-numeric one.
+        """
+        obs, single = self._checked_observation(obs)
         flat = self.obs_normalizer(obs.reshape(1 if single else obs.shape[0], -1))
         params = self.actor(torch.from_numpy(flat))
         action = self.dist.mode(params) if deterministic else self.dist.sample(params, self.generator)
@@ -450,6 +515,25 @@ class TRPO:
         elif isinstance(self.action_space, spaces.Discrete):
             out = out + int(self.action_space.start)
         return out[0] if single else out
+
+    def _checked_observation(self, obs: Any) -> tuple[np.ndarray, bool]:
+        """`obs` as an array, and whether it is one observation (else a batch); ObservationError otherwise."""
+        shape = tuple(self.observation_space.shape or ())
+        try:
+            array = np.asarray(obs)
+            array = array.astype(np.float64) if array.dtype == object else array
+        except (TypeError, ValueError) as exc:
+            raise ObservationError(f"predict() needs an array of shape {shape} or (N, *{shape}): {exc}") from None
+        if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
+            raise ObservationError(f"predict() needs a numeric observation, got dtype {array.dtype}")
+        if array.shape == shape:
+            return array, True
+        if array.ndim == len(shape) + 1 and array.shape[1:] == shape and array.shape[0] > 0:
+            return array, False
+        raise ObservationError(
+            f"predict() got an observation of shape {array.shape}; the observation space {self.observation_space} "
+            f"takes one observation of shape {shape} or a batch of shape (N, {', '.join(map(str, shape))})"
+        )
 
     # ------------------------------------------------------------------ persistence (trpo.persistence)
 

@@ -33,31 +33,33 @@ COMMANDS = {
     "record": "render the policy of a run directory to an MP4 video",
     "export": "export the policy of a run directory as a standalone ONNX model",
     "compare": "train TRPO, NPG and PPO over seeds on one environment and tabulate the measured claims",
+    "tune": "search hyperparameters with Optuna (TPE, pruning on periodic evaluation); the study resumes",
 }
 RUN_FILES = ("config.yaml", "progress.csv", "summary.json", "checkpoint", "checkpoint.old", "checkpoint.tmp")
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainArgs:
-    """Train a policy with TRPO (or --algo npg|ppo). The environment's preset for the algorithm applies
-    first, then --config FILE, then flags."""
+    """Train a policy with TRPO (or --algo npg|ppo): `trpo train [OPTIONS] ENV_ID`, or continue a run with
+    `trpo train --resume RUN_DIR`. The environment's preset for the algorithm applies first, then
+    --config FILE, then flags."""
 
-    env_id: tyro.conf.Positional[str | None] = None
+    env_id: Annotated[tyro.conf.Positional[str | None], tyro.conf.arg(metavar="ENV_ID", help_behavior_hint="")] = None
     """Gymnasium environment id, e.g. CartPole-v1 or HalfCheetah-v5; MODULE:ENV_ID imports MODULE first (as
     gymnasium.make does), e.g. my_envs:Grid-v0 (default: env_id of --config). With --resume: the
-    environment instead of the run's."""
-    env_kwargs: str | None = None
+    environment instead of the run's (for a run whose environment could not be recorded)."""
+    env_kwargs: Annotated[str | None, tyro.conf.arg(metavar="MAPPING", help_behavior_hint="")] = None
     """Keyword arguments of the environment, a JSON or YAML mapping, e.g. '{"g": 9.0}' (gymnasium.make's)."""
-    wrapper: Annotated[tuple[str, ...], tyro.conf.UseAppendAction] = ()
+    wrapper: Annotated[tuple[str, ...], tyro.conf.UseAppendAction, tyro.conf.arg(metavar="MODULE:CLASS")] = ()
     """Wrapper around every environment, MODULE:CLASS or MODULE:CLASS={"kwarg": value}, e.g.
     gymnasium.wrappers:TimeLimit='{"max_episode_steps": 100}'; repeat for several, applied in order."""
-    run_dir: Path | None = None
+    run_dir: Annotated[Path | None, tyro.conf.arg(metavar="DIR")] = None
     """Run directory (default: runs/<env>-<algo>-<seed>-<timestamp>)."""
-    config: Path | None = None
+    config: Annotated[Path | None, tyro.conf.arg(metavar="FILE")] = None
     """YAML file of config fields applied on top of the environment's preset."""
     preset: bool = True
     """Apply the environment's preset (--no-preset: TRPOConfig's defaults, then --config and flags)."""
-    resume: Path | None = None
+    resume: Annotated[Path | None, tyro.conf.arg(metavar="RUN_DIR")] = None
     """Continue the run in this directory from its last checkpoint."""
     force: bool = False
     """Write into an existing --run-dir (its previous run files are replaced)."""
@@ -75,7 +77,7 @@ class TrainArgs:
 class EvalArgs:
     """Evaluate the trained policy of a run directory on fresh episodes (raw, unscaled rewards)."""
 
-    run_dir: tyro.conf.Positional[Path]
+    run_dir: Annotated[tyro.conf.Positional[Path], tyro.conf.arg(metavar="RUN_DIR")]
     """Run directory written by `trpo train` (or a saved model directory)."""
     episodes: int = 10
     """Number of episodes."""
@@ -83,7 +85,7 @@ class EvalArgs:
     """Sample actions instead of taking the most likely one."""
     json: bool = False
     """Print one JSON object instead of a sentence."""
-    seed: int | None = None
+    seed: Annotated[int | None, tyro.conf.arg(metavar="INT", help_behavior_hint="")] = None
     """Seed of the first episode (default: the run's seed + 1000)."""
     env: Annotated[EnvFlags, tyro.conf.OmitArgPrefixes] = dataclasses.field(default_factory=EnvFlags)
     """The environment (default: the one the run recorded)."""
@@ -205,7 +207,7 @@ def train(argv: list[str]) -> int:
     start, start_steps = time.perf_counter(), agent.num_steps
     try:
         agent.learn(
-            config.total_steps,
+            until=config.total_steps,
             run_dir=run_dir,
             progress_bar=not (args.quiet or args.json_lines),
             table_every=0 if args.quiet else args.table_every,
@@ -267,7 +269,9 @@ def evaluate_command(argv: list[str]) -> int:
 def plot_command(argv: list[str]) -> int:
     from trpo.plotting import PlotArgs, plot
 
-    out = plot(_parse(PlotArgs, argv, "trpo plot"))
+    out, notes = plot(_parse(PlotArgs, argv, "trpo plot"))
+    for note in notes:
+        print(f"note: {note}")
     print(f"wrote {out}")
     return 0
 
@@ -293,6 +297,15 @@ def compare_command(argv: list[str]) -> int:
     return 0
 
 
+def tune_command(argv: list[str]) -> int:
+    from trpo.tune import TuneArgs, tune
+
+    args = _parse(TuneArgs, argv, "trpo tune")
+    print(tune(args), end="")
+    print(f"wrote {args.out / 'best.yaml'}, trials.csv, tune.md and tune.png")
+    return 0
+
+
 def usage() -> str:
     lines = ["usage: trpo COMMAND [ARGS]", "", "commands:"]
     lines += [f"  {name:<8} {text}" for name, text in COMMANDS.items()]
@@ -313,6 +326,7 @@ def main(argv: list[str] | None = None) -> int:
         "record": record_command,
         "export": export_command,
         "compare": compare_command,
+        "tune": tune_command,
     }
     if command not in handlers:
         print(f"error: unknown command {command!r}; choose one of: {', '.join(COMMANDS)}", file=sys.stderr)

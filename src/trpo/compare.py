@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import datetime
 import json
 import math
 import shlex
+import subprocess
 import sys
+import time
 import typing
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import IO, Annotated, Any
 
 import numpy as np
 import tyro
@@ -27,7 +31,7 @@ from trpo.config import Algo, TRPOConfig, config_from_dict, load_yaml_config, lo
 from trpo.env_spec import EnvSpec, cli_spec, spec_from_data
 from trpo.errors import UserError
 from trpo.parallel import default_workers, run_all, train_command
-from trpo.plotting import Run, load_run, plot_curves
+from trpo.plotting import Run, load_run, plot_curves, read_json
 from trpo.presets import preset_config
 
 EVAL = "eval/mean_return"
@@ -48,26 +52,26 @@ class CompareArgs:
     """Train each algorithm on ENV_ID for every seed (each with its preset for the environment) and
     compare sample efficiency, wall-clock time, stability and KL per update in one table."""
 
-    env_id: tyro.conf.Positional[str]
+    env_id: Annotated[tyro.conf.Positional[str], tyro.conf.arg(metavar="ENV_ID")]
     """Gymnasium environment id, e.g. CartPole-v1 (MODULE:ENV_ID imports MODULE first)."""
-    env_kwargs: str | None = None
+    env_kwargs: Annotated[str | None, tyro.conf.arg(metavar="MAPPING", help_behavior_hint="")] = None
     """Keyword arguments of the environment, a JSON or YAML mapping (as `trpo train --env-kwargs`)."""
-    wrapper: Annotated[tuple[str, ...], tyro.conf.UseAppendAction] = ()
+    wrapper: Annotated[tuple[str, ...], tyro.conf.UseAppendAction, tyro.conf.arg(metavar="MODULE:CLASS")] = ()
     """Wrapper around every environment, MODULE:CLASS or MODULE:CLASS={"kwarg": value} (as `trpo train --wrapper`)."""
     algos: str = "trpo,ppo,npg"
     """Comma-separated algorithms to compare (trpo, npg, ppo)."""
     seeds: int = 5
     """Seeds per algorithm (0 .. seeds-1)."""
-    total_steps: int | None = None
+    total_steps: Annotated[int | None, tyro.conf.arg(metavar="INT", help_behavior_hint="")] = None
     """Environment steps per run (default: the preset's total_steps of each algorithm)."""
-    config: Path | None = None
+    config: Annotated[Path | None, tyro.conf.arg(metavar="FILE")] = None
     """YAML file of config fields applied to every algorithm on top of its preset (e.g. the same network
     and rollouts for all, so that only the policy update differs)."""
     out: Path = Path("runs/compare")
     """Output directory: runs/, compare.md, compare.csv, compare.png."""
     workers: int = dataclasses.field(default_factory=default_workers)
     """Runs in parallel (processes; default: the number of CPUs)."""
-    threshold: float | None = None
+    threshold: Annotated[float | None, tyro.conf.arg(metavar="FLOAT", help_behavior_hint="")] = None
     """Return for 'steps to threshold' (default: the environment's reward_threshold, if it has one)."""
     evals: int = 20
     """Periodic deterministic evaluations per run (the stability metrics are computed on them)."""
@@ -249,10 +253,65 @@ def is_complete(job: Job, spec: EnvSpec | None = None) -> bool:
         return False
 
 
-def execute(jobs: list[Job], spec: EnvSpec, workers: int, threshold: float | None, rerun: bool) -> list[RunResult]:
-    unique = [job for job in {job.run_dir: job for job in jobs}.values() if rerun or not is_complete(job, spec)]
+class Progress:
+    """compare's progress on stderr: what will be trained, then one line per finished run (algorithm,
+    seed, final return, wall time) with runs finished of total and an estimate of the time left."""
+
+    def __init__(self, jobs: list[Job], workers: int, file: IO[str] | None = None) -> None:
+        self.jobs = jobs
+        self.workers = max(1, min(workers, len(jobs)))
+        self.file = file or sys.stderr
+        self.finished = 0
+        self.seconds: list[float] = []
+        self.started = time.monotonic()
+
+    def start(self, env_id: str, reused: int, out: Path) -> None:
+        runs = f"{len(self.jobs)} run{'s' if len(self.jobs) != 1 else ''}"
+        kept = f" ({reused} finished run{'s' if reused != 1 else ''} in {out} reused)" if reused else ""
+        at_once = f", {self.workers} at a time" if self.jobs else ""
+        self._print(f"compare {env_id}: {runs} to train{kept}{at_once}")
+
+    def done(self, index: int, result: subprocess.CompletedProcess[str], seconds: float) -> None:
+        job = self.jobs[index]
+        self.finished += 1
+        self.seconds.append(seconds)
+        if result.returncode == 0:
+            final = read_json(job.run_dir / "summary.json").get("mean_return")
+            outcome = f"final return {final:.1f}" if isinstance(final, (int, float)) else "finished"
+        else:
+            outcome = f"failed (exit {result.returncode})"
+        self._print(f"[{self.finished}/{len(self.jobs)}] {job.label} seed {job.seed}: {outcome}, "
+                    f"{seconds:.0f} s; {self.time_left()}")  # fmt: skip
+
+    def time_left(self) -> str:
+        """'about H:MM:SS left': the mean time per finished run, times the rounds of `workers` runs left."""
+        left = len(self.jobs) - self.finished
+        if left == 0:
+            return f"all done in {_clock(time.monotonic() - self.started)}"
+        mean = sum(self.seconds) / len(self.seconds)
+        return f"about {_clock(mean * math.ceil(left / self.workers))} left"
+
+    def _print(self, line: str) -> None:
+        print(line, file=self.file, flush=True)
+
+
+def _clock(seconds: float) -> str:
+    return str(datetime.timedelta(seconds=round(seconds)))
+
+
+def execute(
+    jobs: list[Job], spec: EnvSpec, workers: int, threshold: float | None, rerun: bool, out_dir: Path
+) -> list[RunResult]:
+    first: dict[Path, Job] = {}
+    for job in jobs:  # a swept value equal to the preset's shares the preset's run (named by it)
+        first.setdefault(job.run_dir, job)
+    every = list(first.values())
+    unique = [job for job in every if rerun or not is_complete(job, spec)]
+    progress = Progress(unique, workers)
+    progress.start(spec.id, len(every) - len(unique), out_dir)
     extra = env_flags(spec)
-    done = run_all([train_command(spec.id, job.run_dir, [*flags(job.config), *extra]) for job in unique], workers)
+    commands = [train_command(spec.id, job.run_dir, [*flags(job.config), *extra]) for job in unique]
+    done = run_all(commands, workers, on_done=progress.done)
     results = {job.run_dir: result for job, result in zip(unique, done, strict=True)}
     out = []
     for job in jobs:
@@ -275,16 +334,23 @@ def by_label(results: list[RunResult]) -> dict[str, dict[str, Aggregate]]:
     return {label: {k: aggregate([r.metrics[k] for r in rs]) for k, _, _ in METRICS} for label, rs in groups.items()}
 
 
-def markdown(args: CompareArgs, results: list[RunResult], sweeps: list[Any], threshold: float | None) -> str:
+def markdown(
+    args: CompareArgs, results: list[RunResult], sweeps: list[Any], threshold: float | None, notes: Sequence[str] = ()
+) -> str:
+    """The table of METRICS per algorithm, the sensitivity tables, and `notes` on the plots (e.g. curves
+    that coincide), each explained where the table shows why."""
     algos = parse_algos(args.algos)
     stats = by_label(results)
     main = [r for r in results if not r.job.changes]
     budgets = sorted({r.job.config.total_steps for r in main})
+    trained = sorted({int(r.run.columns["time/steps"][-1]) for r in main})
+    rounded = f" (requested {' / '.join(f'{b:,}' for b in budgets)}, rounded up to whole updates)"
     command = shlex.join(["trpo", "compare", *sys.argv[2:]]) if sys.argv[1:2] == ["compare"] else "trpo compare"
     lines = [
         f"`{command}`",
         "",
-        f"{args.env_id}, {args.seeds} seed(s), {' / '.join(f'{b:,}' for b in budgets)} steps per run; mean ± std "
+        f"{args.env_id}, {args.seeds} seed(s), {' / '.join(f'{b:,}' for b in trained)} steps per run"
+        f"{rounded if trained != budgets else ''}; mean ± std "
         f"over seeds. Returns during training are deterministic evaluations ({args.eval_episodes} episodes, "
         f"about {args.evals} per run); threshold: {'—' if threshold is None else threshold}.",
         "",
@@ -302,7 +368,18 @@ def markdown(args: CompareArgs, results: list[RunResult], sweeps: list[Any], thr
                 row = stats[f"{algo} {field}={v}"]
                 cells = [row[k].text(d) for k, _, d in METRICS if k in SWEEP_METRICS]
                 lines.append(f"| {algo} | {v} | " + " | ".join(cells) + " |")
+    if notes:
+        lines += ["", "Notes:", ""] + [f"- {_explain(note, stats)}" for note in notes]
     return "\n".join(lines) + "\n"
+
+
+def _explain(note: str, stats: dict[str, dict[str, Aggregate]]) -> str:
+    """A note on compare.png, with the reason when it is the usual one: TRPO's line search accepted
+    every full step, so each TRPO update is NPG's."""
+    trpo = stats.get("trpo", {}).get("backtracks")
+    if "the npg and trpo curves coincide" in note and trpo is not None and trpo.n and trpo.mean == 0:
+        return f"{note} (TRPO's line search never backtracked, so every TRPO update equals NPG's)"
+    return note
 
 
 def write_csv(path: Path, results: list[RunResult]) -> None:
@@ -333,12 +410,12 @@ def compare(args: CompareArgs) -> str:
 
         threshold = gymnasium.spec(spec.registered_id).reward_threshold
     args.out.mkdir(parents=True, exist_ok=True)
-    results = execute(jobs, spec, args.workers, threshold, args.rerun)
-    text = markdown(args, results, sweeps, threshold)
+    results = execute(jobs, spec, args.workers, threshold, args.rerun, args.out)
+    metric = EVAL if all(EVAL in r.run.columns for r in results) else TRAIN_RETURN
+    notes = plot_curves([r.run for r in results if not r.job.changes], metric, args.out / "compare.png")
+    if sweeps:
+        notes += plot_curves([r.run for r in results if r.job.changes], metric, args.out / "compare-sweep.png")
+    text = markdown(args, results, sweeps, threshold, notes)
     (args.out / "compare.md").write_text(text)
     write_csv(args.out / "compare.csv", results)
-    metric = EVAL if all(EVAL in r.run.columns for r in results) else TRAIN_RETURN
-    plot_curves([r.run for r in results if not r.job.changes], metric, args.out / "compare.png")
-    if sweeps:
-        plot_curves([r.run for r in results if r.job.changes], metric, args.out / "compare-sweep.png")
     return text

@@ -15,7 +15,6 @@ import yaml
 from trpo.checkpoint import atomic_write_text
 from trpo.errors import ConfigError
 
-Activation = Literal["tanh", "relu", "elu", "leaky_relu", "silu"]
 FvpMethod = Literal["analytic", "double_backprop"]
 Algo = Literal["trpo", "npg", "ppo"]
 
@@ -94,6 +93,9 @@ class TRPOConfig:
     # --- critic ---
     vf_lr: float = 1e-3
     """Adam learning rate of the value function."""
+    vf_lr_schedule: Literal["constant", "linear"] = "constant"
+    """'linear': the critic's learning rate falls from vf_lr to 0 over the steps learn() trains up to
+    (SB3's linear schedule); 'constant': vf_lr throughout."""
     vf_epochs: int = 5
     """Passes over the batch per update when fitting the value function."""
     vf_minibatch_size: int = 512
@@ -101,9 +103,14 @@ class TRPOConfig:
 
     # --- networks ---
     hidden_sizes: tuple[int, ...] = (64, 64)
-    """Hidden layer sizes of the actor and of the critic (separate networks)."""
-    activation: Activation = "tanh"
-    """Hidden-layer activation."""
+    """Hidden layer sizes of the actor and of the critic (separate networks), unless set apart below."""
+    actor_hidden_sizes: tuple[int, ...] = ()
+    """Hidden layer sizes of the actor alone (empty: hidden_sizes)."""
+    critic_hidden_sizes: tuple[int, ...] = ()
+    """Hidden layer sizes of the critic alone (empty: hidden_sizes)."""
+    activation: str = "tanh"
+    """Hidden-layer activation: tanh, relu, elu, leaky_relu, silu, or any element-wise activation of
+    torch.nn by its class name (e.g. GELU, Mish, Softplus; case-insensitive)."""
     ortho_init: bool = True
     """Orthogonal initialisation (gain sqrt(2) hidden, 0.01 policy head, 1 value head)."""
     log_std_init: float = 0.0
@@ -127,7 +134,8 @@ class TRPOConfig:
 
     # --- run ---
     total_steps: int = 1_000_000
-    """Environment steps to train for (rounded up to whole updates)."""
+    """Environment steps to train for, rounded up to whole updates of n_envs * n_steps (e.g. 100,000 with
+    1,024 per update trains 98 updates, 100,352 steps; the progress display says so at the start)."""
     seed: int = 0
     """Seed of the run: environments, parameters, sampling and subsampling."""
     device: str = "cpu"
@@ -222,8 +230,12 @@ class TRPOConfig:
                 f"hidden_sizes must be a non-empty list of positive integers (got {list(self.hidden_sizes)})",
             ),
             (
-                self.activation in typing.get_args(Activation),
-                f"activation must be one of {', '.join(typing.get_args(Activation))} (got {self.activation!r})",
+                all(h >= 1 for h in self.actor_hidden_sizes),
+                f"actor_hidden_sizes must be positive integers (got {list(self.actor_hidden_sizes)})",
+            ),
+            (
+                all(h >= 1 for h in self.critic_hidden_sizes),
+                f"critic_hidden_sizes must be positive integers (got {list(self.critic_hidden_sizes)})",
             ),
             (
                 self.fvp_method in typing.get_args(FvpMethod),
@@ -276,12 +288,27 @@ class TRPOConfig:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+        if self.vf_lr_schedule not in ("constant", "linear"):
+            raise ConfigError(f"vf_lr_schedule must be constant or linear (got {self.vf_lr_schedule!r})")
+        from trpo.policies import activation_class  # torch: imported only when a config is validated
+
+        activation_class(self.activation)
         if self.sampler == "ray":
             try:
                 import ray  # noqa: F401
             except ImportError:
                 raise ConfigError("sampler=ray needs Ray, which is not installed: pip install 'trpo[ray]'") from None
         return self
+
+    @property
+    def actor_sizes(self) -> tuple[int, ...]:
+        """The actor's hidden layer sizes (actor_hidden_sizes, else hidden_sizes)."""
+        return self.actor_hidden_sizes or self.hidden_sizes
+
+    @property
+    def critic_sizes(self) -> tuple[int, ...]:
+        """The critic's hidden layer sizes (critic_hidden_sizes, else hidden_sizes)."""
+        return self.critic_hidden_sizes or self.hidden_sizes
 
     def replace(self, **changes: Any) -> TRPOConfig:
         """A copy with `changes` applied (names and types checked like a YAML file)."""
@@ -290,7 +317,8 @@ class TRPOConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form (lists instead of tuples) for YAML and JSON."""
         out = dataclasses.asdict(self)
-        out["hidden_sizes"] = list(self.hidden_sizes)
+        for name in ("hidden_sizes", "actor_hidden_sizes", "critic_hidden_sizes"):
+            out[name] = list(out[name])
         return out
 
 

@@ -299,11 +299,11 @@ def spec_of(gym_spec: GymEnvSpec | None) -> tuple[EnvSpec | None, str]:
 class EnvFlags:
     """The environment to use instead of the one the run recorded (needed when it could not be recorded)."""
 
-    env: str | None = None
+    env: Annotated[str | None, tyro.conf.arg(metavar="ENV_ID", help_behavior_hint="")] = None
     """Environment id instead of the run's (MODULE:ENV_ID imports MODULE first, as gymnasium.make does)."""
-    env_kwargs: str | None = None
+    env_kwargs: Annotated[str | None, tyro.conf.arg(metavar="MAPPING", help_behavior_hint="")] = None
     """Keyword arguments of the environment, a JSON or YAML mapping, e.g. '{"g": 9.0}' (replace the run's)."""
-    wrapper: Annotated[tuple[str, ...], tyro.conf.UseAppendAction] = ()
+    wrapper: Annotated[tuple[str, ...], tyro.conf.UseAppendAction, tyro.conf.arg(metavar="MODULE:CLASS")] = ()
     """Wrapper around the environment, MODULE:CLASS or MODULE:CLASS={"kwarg": value}; repeat for several,
     applied in order (replace the run's)."""
 

@@ -42,7 +42,7 @@ def _mujoco_spec() -> Any:
 def _is_mujoco(env: gym.Env) -> bool:
     try:
         from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
-    except ImportError:  # pragma: no cover - mujoco not installed
+    except (ImportError, gym.error.DependencyNotInstalled):  # mujoco not installed (gymnasium raises the latter)
         return False
     return isinstance(env, MujocoEnv)
 

@@ -9,6 +9,10 @@ class ConfigError(UserError, ValueError):
     """An invalid hyperparameter or configuration file."""
 
 
+class ObservationError(UserError, ValueError):
+    """An observation given to `predict` does not fit the observation space."""
+
+
 class NonFiniteEnvError(UserError):
     """An environment returned a NaN or infinite observation or reward."""
 

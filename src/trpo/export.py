@@ -23,7 +23,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 import torch
@@ -49,11 +49,11 @@ class ExportCheckFailed(Exception):
 class ExportArgs:
     """Export the deterministic policy of a run directory as a standalone ONNX model."""
 
-    run_dir: tyro.conf.Positional[Path]
+    run_dir: Annotated[tyro.conf.Positional[Path], tyro.conf.arg(metavar="RUN_DIR")]
     """Run directory written by `trpo train` (or a saved model directory)."""
     format: Literal["onnx"] = "onnx"
     """Output format."""
-    out: Path | None = None
+    out: Annotated[Path | None, tyro.conf.arg(metavar="FILE")] = None
     """Output file (default: RUN_DIR/policy.onnx)."""
     samples: int = 1024
     """Number of random observations on which onnxruntime is checked against TRPO.predict."""

@@ -5,9 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
+
+Finished = Callable[[int, subprocess.CompletedProcess[str], float], None]
+"""Called as each command ends: (its index in `commands`, its result, its wall time in seconds)."""
 
 
 def train_command(env_id: str, run_dir: Path, flags: Sequence[str] = ()) -> list[str]:
@@ -20,7 +24,24 @@ def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def run_all(commands: Sequence[list[str]], workers: int) -> list[subprocess.CompletedProcess[str]]:
-    """Run every command (at most `workers` at once); results in the order of `commands`."""
+def _timed(command: list[str]) -> tuple[subprocess.CompletedProcess[str], float]:
+    start = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True)
+    return result, time.perf_counter() - start
+
+
+def run_all(
+    commands: Sequence[list[str]], workers: int, on_done: Finished | None = None
+) -> list[subprocess.CompletedProcess[str]]:
+    """Run every command (at most `workers` at once); results in the order of `commands`. `on_done`
+    is called in this thread as each one ends, in the order they end."""
+    results: list[subprocess.CompletedProcess[str] | None] = [None] * len(commands)
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        return list(pool.map(lambda c: subprocess.run(c, capture_output=True, text=True), commands))
+        futures = {pool.submit(_timed, command): i for i, command in enumerate(commands)}
+        for future in as_completed(futures):
+            index = futures[future]
+            result, seconds = future.result()
+            results[index] = result
+            if on_done is not None:
+                on_done(index, result, seconds)
+    return [r for r in results if r is not None]

@@ -10,7 +10,7 @@ import math
 import os
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import tyro
@@ -28,10 +28,13 @@ class PlotArgs:
     benchmark's output, is searched for them). Runs of the same environment and algorithm are
     averaged: a line for the mean over seeds and a band of +- one standard deviation."""
 
-    run_dirs: tyro.conf.Positional[tuple[Path, ...]]
+    run_dirs: Annotated[
+        tyro.conf.Positional[tuple[Path, ...]], tyro.conf.arg(metavar="RUN_DIR [RUN_DIR ...]", help_behavior_hint="")
+    ]
     """Run directories written by `trpo train`, or directories containing them."""
-    out: Path | None = None
-    """PNG to write (default: RUN_DIR/curves.png or RUN_DIR/diagnostics.png for one run, else ./trpo-plot.png)."""
+    out: Annotated[Path | None, tyro.conf.arg(metavar="FILE")] = None
+    """PNG to write (default: RUN_DIR/curves.png for one RUN_DIR, a run or a directory of runs; with several,
+    curves.png in the directory that holds the first; --diagnostics: RUN_DIR/diagnostics.png)."""
     metric: str = "rollout/ep_return_mean"
     """progress.csv column to plot against environment steps."""
     diagnostics: bool = False
@@ -80,7 +83,7 @@ def read_columns(path: Path) -> dict[str, np.ndarray]:
     return {key: np.array([number(r.get(key)) for r in rows]) for key in rows[0]}
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -90,8 +93,8 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def load_run(path: Path) -> Run:
     """A run's curves, with env id, algorithm and seed from summary.json or its checkpoint."""
-    summary = _read_json(path / "summary.json")
-    state = _read_json(path / "checkpoint" / "state.json")
+    summary = read_json(path / "summary.json")
+    state = read_json(path / "checkpoint" / "state.json")
     config = state.get("config", {}) if isinstance(state.get("config"), dict) else {}
     env_id = summary.get("env_id") or state.get("env_id") or path.name
     seed = summary.get("seed", config.get("seed"))
@@ -130,8 +133,67 @@ def _column_mean(a: np.ndarray) -> np.ndarray:
     return np.where(count > 0, np.nansum(a, axis=0) / np.maximum(count, 1), np.nan)
 
 
-def plot_curves(runs: list[Run], metric: str, out: Path) -> None:
-    """One panel per environment; per algorithm the mean over its runs and a +- std band."""
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _seed_list(seeds: list[int]) -> str:
+    return ", ".join(map(str, seeds[:5])) + (", ..." if len(seeds) > 5 else "")
+
+
+def group_label(algo: str, runs: list[Run]) -> str:
+    """'trpo (3 seeds)'; 'trpo (4 runs, 1 seed: 0)' when runs repeat a seed; 'trpo (2 runs)' when a
+    run's seed is unknown."""
+    seeds = [r.seed for r in runs]
+    known = sorted({s for s in seeds if s is not None})
+    if None in seeds:
+        return f"{algo} ({_plural(len(runs), 'run')})"
+    if len(known) == len(runs):
+        return f"{algo} ({_plural(len(runs), 'seed')})"
+    return f"{algo} ({_plural(len(runs), 'run')}, {_plural(len(known), 'seed')}: {_seed_list(known)})"
+
+
+def identical_curves(a: list[Run], b: list[Run], metric: str) -> bool:
+    """Both groups hold the same seeds and, seed by seed, the same steps and `metric` values: their
+    lines would lie exactly on top of each other."""
+    if len(a) != len(b) or any(r.seed is None for r in a + b):
+        return False
+    pairs = zip(sorted(a, key=lambda r: r.seed or 0), sorted(b, key=lambda r: r.seed or 0), strict=True)
+    return all(
+        x.seed == y.seed
+        and np.array_equal(x.columns[STEPS], y.columns[STEPS])
+        and np.allclose(x.columns[metric], y.columns[metric], rtol=1e-9, atol=1e-9, equal_nan=True)
+        for x, y in pairs
+    )
+
+
+def coinciding(groups: dict[str, list[Run]], metric: str) -> dict[str, str]:
+    """{label: the earlier label (in sorted order) whose curve it repeats exactly}."""
+    labels = sorted(groups)
+    same: dict[str, str] = {}
+    for i, label in enumerate(labels):
+        for earlier in labels[:i]:
+            if earlier not in same and identical_curves(groups[earlier], groups[label], metric):
+                same[label] = earlier
+                break
+    return same
+
+
+def common_range(runs: list[Run], metric: str) -> tuple[list[tuple[np.ndarray, np.ndarray]], float | None]:
+    """The runs' (steps, metric) curves, cut at the last step of the shortest run when the runs end at
+    different steps (different budgets); that step, or None when they all end together."""
+    ends = [float(r.columns[STEPS][-1]) for r in runs]
+    curves = [(r.columns[STEPS], r.columns[metric]) for r in runs]
+    if max(ends) == min(ends):
+        return curves, None
+    end = min(ends)
+    return [(x[x <= end], y[x <= end]) for x, y in curves], end
+
+
+def plot_curves(runs: list[Run], metric: str, out: Path) -> list[str]:
+    """One panel per environment; per algorithm the mean over its runs and a +- std band. Returns notes
+    on what the picture alone does not say: curves drawn over one another (the later one is dashed,
+    with markers), runs that repeat a seed, and means cut where the shortest run of a group ends."""
     import matplotlib.pyplot as plt
 
     for run in runs:
@@ -142,19 +204,48 @@ def plot_curves(runs: list[Run], metric: str, out: Path) -> None:
     for run in runs:
         groups[run.env_id][run.algo].append(run)
     fig, axes = plt.subplots(1, len(groups), figsize=(5.5 * len(groups), 4), squeeze=False)
+    notes: list[str] = []
     for ax, (env_id, by_algo) in zip(axes[0], sorted(groups.items()), strict=True):
+        same = coinciding(by_algo, metric)
         for algo, members in sorted(by_algo.items()):
-            grid, mean, std, _ = mean_and_spread([(r.columns[STEPS], r.columns[metric]) for r in members])
-            label = f"{algo} ({len(members)} seed{'s' if len(members) > 1 else ''})"
-            (line,) = ax.plot(grid, mean, label=label)
-            if len(members) > 1:
-                ax.fill_between(grid, mean - std, mean + std, color=line.get_color(), alpha=0.25, linewidth=0)
+            notes += _plot_group(ax, env_id, algo, members, metric, same.get(algo))
         ax.set_title(env_id)
         ax.set_xlabel("environment steps")
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
         ax.legend(loc="best")
     _save(fig, out)
+    return notes
+
+
+def _plot_group(ax: Any, env_id: str, algo: str, runs: list[Run], metric: str, same_as: str | None) -> list[str]:
+    """Draw one group's mean and band on `ax`; the notes about it."""
+    curves, end = common_range(runs, metric)
+    grid, mean, std, _ = mean_and_spread(curves)
+    label, style, notes = group_label(algo, runs), {}, []
+    if same_as is not None:
+        label += f" = {same_as}"
+        style = {"linestyle": "--", "marker": "o", "markersize": 4, "markevery": max(1, GRID_POINTS // 12)}
+        notes.append(f"{env_id}: the {same_as} and {algo} curves coincide (the same {metric} at every logged step "
+                     f"of every seed); {algo} is drawn dashed with markers")  # fmt: skip
+    if end is not None:
+        label += f", mean to {end:,.0f} steps"
+        longest = max(float(r.columns[STEPS][-1]) for r in runs)
+        ends = f"the runs end between {end:,.0f} and {longest:,.0f} steps"
+        drawn = f"the mean is drawn to {end:,.0f}, where the shortest ends, and each longer run alone after it (thin)"
+        notes.append(f"{env_id} {algo}: {ends}; {drawn}")
+    seeds = [r.seed for r in runs if r.seed is not None]
+    distinct = sorted(set(seeds))
+    if len(distinct) < len(seeds):
+        shared = f"{_plural(len(distinct), 'seed')} ({_seed_list(distinct)})"
+        notes.append(f"{env_id} {algo}: {len(runs)} runs share {shared}; the band is their spread, not over seeds")
+    (line,) = ax.plot(grid, mean, label=label, **style)
+    if len(runs) > 1:
+        ax.fill_between(grid, mean - std, mean + std, color=line.get_color(), alpha=0.25, linewidth=0)
+    for run in runs if end is not None else []:
+        x, y = run.columns[STEPS], run.columns[metric]
+        ax.plot(x[x >= end], y[x >= end], color=line.get_color(), linewidth=0.8, alpha=0.6)
+    return notes
 
 
 DIAGNOSTIC_PANELS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
@@ -208,8 +299,17 @@ def _save(fig: Any, out: Path) -> None:
     os.replace(tmp, out)
 
 
-def plot(args: PlotArgs) -> Path:
-    """Run `trpo plot`; returns the PNG written."""
+def default_out(run_dirs: tuple[Path, ...], name: str) -> Path:
+    """Where `trpo plot` writes without --out: in the one directory given (a run, or a directory of
+    runs); with several, next to the first (in the directory that holds it)."""
+    first = run_dirs[0]
+    if len(run_dirs) == 1:
+        return first / name
+    return (first.parent if first.name not in ("", "..") else first.resolve().parent) / name
+
+
+def plot(args: PlotArgs) -> tuple[Path, list[str]]:
+    """Run `trpo plot`; returns the PNG written and the notes on it (see `plot_curves`)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -218,13 +318,11 @@ def plot(args: PlotArgs) -> Path:
     if args.out is not None and args.out.suffix.lower() != ".png":
         raise UserError(f"--out {args.out} must end in .png")
     runs = [load_run(path) for path in find_runs(args.run_dirs)]
-    single = len(runs) == 1 and len(args.run_dirs) == 1
     if args.diagnostics:
         if len(runs) != 1:
             raise UserError(f"--diagnostics plots one run; {len(runs)} runs were given")
         out = args.out or runs[0].path / "diagnostics.png"
         plot_diagnostics(runs[0], out)
-    else:
-        out = args.out or (runs[0].path / "curves.png" if single else Path("trpo-plot.png"))
-        plot_curves(runs, args.metric, out)
-    return out
+        return out, []
+    out = args.out or default_out(args.run_dirs, "curves.png")
+    return out, plot_curves(runs, args.metric, out)

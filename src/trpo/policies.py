@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
+import warnings
 from collections.abc import Callable
 from typing import ClassVar
 
@@ -14,7 +16,7 @@ from torch import Tensor, nn
 from torch.nn import functional as nnf
 
 from trpo.distributions import Bernoulli, Categorical, DiagGaussian, Distribution, MultiCategorical
-from trpo.errors import UserError
+from trpo.errors import ConfigError, UserError
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "tanh": nn.Tanh,
@@ -23,6 +25,37 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "leaky_relu": nn.LeakyReLU,
     "silu": nn.SiLU,
 }
+"""The short names; any other element-wise activation of torch.nn is taken by its class name."""
+
+
+@functools.cache
+def activation_class(name: str) -> type[nn.Module]:
+    """The torch.nn activation `name` names: a short name of ACTIVATIONS, or the class name (any case) of
+    an element-wise activation in torch.nn that takes no arguments. ConfigError otherwise."""
+    if name in ACTIVATIONS:
+        return ACTIVATIONS[name]
+    by_name = {c.lower(): c for c in torch.nn.modules.activation.__all__}
+    cls = getattr(nn, by_name.get(name.lower(), ""), None)
+    if cls is not None and _is_elementwise(cls):
+        return cls
+    known = sorted([*ACTIVATIONS, *(c for c in by_name.values() if _is_elementwise(getattr(nn, c)))])
+    raise ConfigError(
+        f"activation {name!r} is not an element-wise torch.nn activation; choose one of {', '.join(known)}"
+    )
+
+
+@functools.cache
+def _is_elementwise(cls: type[nn.Module]) -> bool:
+    """Constructible without arguments and acting on each element alone (not Softmax, GLU, attention)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Softmax's implicit-dimension warning
+            module = cls()
+            x = torch.linspace(-3, 3, 12).reshape(3, 4)
+            y = module(x)
+            return bool(y.shape == x.shape and torch.allclose(module(x[:, :1]), y[:, :1], atol=1e-3))
+    except Exception:  # a class that needs arguments or other inputs is no activation here
+        return False
 
 
 def observation_dim(space: spaces.Space) -> int:
@@ -69,7 +102,7 @@ def mlp(sizes: list[int], activation: str, ortho_init: bool, out_gain: float) ->
             nn.init.zeros_(linear.bias)
         layers.append(linear)
         if not is_last:
-            layers.append(ACTIVATIONS[activation]())
+            layers.append(activation_class(activation)())
     return nn.Sequential(*layers)
 
 
@@ -92,8 +125,8 @@ class FastForward:
             if isinstance(layer, nn.Linear):
                 assert layer.bias is not None
                 self.ops.append((layer.weight, layer.bias))
-            else:
-                self.ops.append(self.FUNCTIONS[type(layer)])
+            else:  # the known activations as plain functions; any other one by calling the module
+                self.ops.append(self.FUNCTIONS.get(type(layer), layer))
 
     def __call__(self, x: Tensor) -> Tensor:
         for op in self.ops:

@@ -127,7 +127,7 @@ class SamplerWorker:
         obs_dim = observation_dim(observation_space)
         self.config, self.index, self.n_envs = config, index, n_envs
         self.actor = Actor(
-            obs_dim, make_distribution(action_space), config.hidden_sizes, config.activation,
+            obs_dim, make_distribution(action_space), config.actor_sizes, config.activation,
             config.ortho_init, config.log_std_init, config.use_sde,
         )  # fmt: skip
         self.normalizer = TrackingNormalizer((obs_dim,), config.normalize_obs, config.clip_obs)
