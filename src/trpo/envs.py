@@ -25,11 +25,6 @@ EnvLike = str | EnvSpec | EnvFactory | gym.Env | gym.vector.VectorEnv
 """What a learner can be given as its environment (see `env_source`)."""
 
 
-def check_env_id(env_id: str) -> None:
-    """Raise `UserError` if `env_id` (or `module:EnvId`, after importing `module`) is not registered."""
-    check_spec(EnvSpec(env_id))
-
-
 # Warnings MuJoCo >= 4 prints each time Gymnasium's own MuJoCo models are compiled: not the user's to fix.
 MUJOCO_ASSET_NOISE = ("compiler attribute 'settotalmass' is deprecated",)
 
