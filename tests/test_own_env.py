@@ -377,3 +377,18 @@ def test_checkpoint_without_env_spec_still_loads(tmp_path: Path) -> None:
     agent = load(tmp_path / "m")
     assert agent.env_spec == EnvSpec("Pendulum-v1") and agent.env_id == "Pendulum-v1"
     assert evaluate(agent, episodes=1)["episodes"] == 1
+
+
+def test_process_workers_make_the_env_with_its_kwargs_and_wrappers(envs: Any) -> None:
+    spec = EnvSpec(
+        "trpo_test_envs:Steady-v0",
+        {"scale": 3.0},
+        (WrapperSpec("gymnasium.wrappers:TimeLimit", {"max_episode_steps": 7}),),
+    )
+    agent = TRPO(spec, TRPOConfig(n_envs=2, n_steps=16, sampler="process", workers=1), seed=0)
+    try:
+        agent.learn(32)
+        returns = list(agent._rollout_collector().stats.returns)
+    finally:
+        agent.close()
+    assert returns and set(returns) == {21.0}  # episodes of 7 steps (the wrapper) paying 3 (the kwarg)
