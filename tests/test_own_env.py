@@ -392,3 +392,18 @@ def test_process_workers_make_the_env_with_its_kwargs_and_wrappers(envs: Any) ->
     finally:
         agent.close()
     assert returns and set(returns) == {21.0}  # episodes of 7 steps (the wrapper) paying 3 (the kwarg)
+
+
+def test_compare_gives_every_run_the_env_spec(tmp_path: Path) -> None:
+    from trpo.compare import CompareArgs, compare_spec, env_flags
+
+    file = tmp_path / "c.yaml"
+    file.write_text("env_kwargs: {g: 5.0}\nenv_wrappers: [gymnasium.wrappers:FlattenObservation]\n")
+    args = CompareArgs("Pendulum-v1", config=file, wrapper=("gymnasium.wrappers:TimeLimit={max_episode_steps: 9}",))
+    spec = compare_spec(args)
+    assert spec == EnvSpec(
+        "Pendulum-v1", {"g": 5.0}, (WrapperSpec("gymnasium.wrappers:TimeLimit", {"max_episode_steps": 9}),)
+    )
+    assert env_flags(spec) == [
+        "--env-kwargs", '{"g": 5.0}', "--wrapper", 'gymnasium.wrappers:TimeLimit={"max_episode_steps": 9}'
+    ]  # fmt: skip
