@@ -395,7 +395,7 @@ def test_process_workers_make_the_env_with_its_kwargs_and_wrappers(envs: Any) ->
 
 
 def test_compare_gives_every_run_the_env_spec(tmp_path: Path) -> None:
-    from trpo.compare import CompareArgs, compare_spec, env_flags
+    from trpo.compare import CompareArgs, compare_spec
 
     file = tmp_path / "c.yaml"
     file.write_text("env_kwargs: {g: 5.0}\nenv_wrappers: [gymnasium.wrappers:FlattenObservation]\n")
@@ -404,6 +404,21 @@ def test_compare_gives_every_run_the_env_spec(tmp_path: Path) -> None:
     assert spec == EnvSpec(
         "Pendulum-v1", {"g": 5.0}, (WrapperSpec("gymnasium.wrappers:TimeLimit", {"max_episode_steps": 9}),)
     )
-    assert env_flags(spec) == [
+    assert spec.flags() == [
         "--env-kwargs", '{"g": 5.0}', "--wrapper", 'gymnasium.wrappers:TimeLimit={"max_episode_steps": 9}'
     ]  # fmt: skip
+
+
+def test_tune_trains_every_trial_on_the_env_spec(modules: Path, tmp_path: Path) -> None:
+    pytest.importorskip("optuna")
+    from trpo.tune import TuneArgs, train_command_of
+
+    out = tmp_path / "tune"
+    result = run("tune", "trpo_test_envs:Steady-v0", "--env-kwargs", "{scale: 2}", "--wrapper",
+                 "gymnasium.wrappers:TimeLimit={max_episode_steps: 3}", "--trials", "1", "--steps-per-trial", "64",
+                 "--params", "max_kl", "--eval-every", "1", "--eval-episodes", "1", "--out", out,
+                 pythonpath=[modules])  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "6.0" in (out / "best.yaml").read_text().splitlines()[0]  # final return 3 steps x 2
+    args = TuneArgs("trpo_test_envs:Steady-v0", env_kwargs="{scale: 2}", out=out)
+    assert train_command_of(args).startswith("""trpo train trpo_test_envs:Steady-v0 --env-kwargs '{"scale": 2}'""")

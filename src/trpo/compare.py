@@ -28,7 +28,7 @@ import yaml
 
 from trpo.compare_metrics import Aggregate, aggregate, fraction_lowered, steps_to_threshold, value_at, worst_drop
 from trpo.config import Algo, TRPOConfig, config_from_dict, load_yaml_config, load_yaml_env
-from trpo.env_spec import EnvSpec, cli_spec, spec_from_data
+from trpo.env_spec import EnvSpec, command_spec, spec_from_data
 from trpo.errors import UserError
 from trpo.parallel import default_workers, run_all, train_command
 from trpo.plotting import Run, load_run, plot_curves, read_json
@@ -228,19 +228,7 @@ def flags(config: TRPOConfig) -> list[str]:
 
 def compare_spec(args: CompareArgs) -> EnvSpec:
     """The environment of every run: ENV_ID, the --config file's env_kwargs/env_wrappers, then the flags."""
-    file_env = load_yaml_env(args.config) if args.config is not None else {}
-    recorded = spec_from_data({**file_env, "env_id": args.env_id}, str(args.config))
-    spec = cli_spec(None, args.env_kwargs, args.wrapper, recorded)
-    assert spec is not None
-    return spec
-
-
-def env_flags(spec: EnvSpec) -> list[str]:
-    """The `trpo train` flags of `spec`'s kwargs and wrappers."""
-    out = ["--env-kwargs", json.dumps(dict(spec.kwargs))] if spec.kwargs else []
-    for w in spec.wrappers:
-        out += ["--wrapper", f"{w.path}={json.dumps(dict(w.kwargs))}" if w.kwargs else w.path]
-    return out
+    return command_spec(args.env_id, args.config, args.env_kwargs, args.wrapper)
 
 
 def is_complete(job: Job, spec: EnvSpec | None = None) -> bool:
@@ -309,7 +297,7 @@ def execute(
     unique = [job for job in every if rerun or not is_complete(job, spec)]
     progress = Progress(unique, workers)
     progress.start(spec.id, len(every) - len(unique), out_dir)
-    extra = env_flags(spec)
+    extra = spec.flags()
     commands = [train_command(spec.id, job.run_dir, [*flags(job.config), *extra]) for job in unique]
     done = run_all(commands, workers, on_done=progress.done)
     results = {job.run_dir: result for job, result in zip(unique, done, strict=True)}

@@ -79,6 +79,13 @@ class EnvSpec:
             "env_wrappers": [w.to_data() for w in self.wrappers],
         }
 
+    def flags(self) -> list[str]:
+        """The `trpo train` flags of the kwargs and wrappers (the id is the positional argument)."""
+        out = ["--env-kwargs", json.dumps(dict(self.kwargs))] if self.kwargs else []
+        for w in self.wrappers:
+            out += ["--wrapper", f"{w.path}={json.dumps(dict(w.kwargs))}" if w.kwargs else w.path]
+        return out
+
     def describe(self) -> str:
         """One line: the id, kwargs and wrappers as the command line would give them."""
         parts = [self.id]
@@ -167,6 +174,18 @@ def cli_spec(env: str | None, env_kwargs: str | None, wrappers: Sequence[str], b
         kwargs=kwargs if kwargs is not None else base.kwargs,
         wrappers=parsed if parsed is not None else base.wrappers,
     )
+
+
+def command_spec(env_id: str, config: Path | None, env_kwargs: str | None, wrappers: Sequence[str]) -> EnvSpec:
+    """The env spec of a command's ENV_ID, its --config file's env_kwargs/env_wrappers, then its
+    --env-kwargs/--wrapper flags (which replace the file's)."""
+    from trpo.config import load_yaml_env
+
+    file_env = load_yaml_env(config) if config is not None else {}
+    recorded = spec_from_data({**file_env, "env_id": env_id}, str(config))
+    spec = cli_spec(None, env_kwargs, wrappers, recorded)
+    assert spec is not None
+    return spec
 
 
 # ---------------------------------------------------------------------------------------------- imports
