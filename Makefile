@@ -19,7 +19,7 @@ $(VENV)/.installed: $(BIN)/activate pyproject.toml
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(BIN)/pip install --quiet -e ".[mujoco,dev,ray,export,record,tune]"
+	$(BIN)/pip install --quiet -e ".[mujoco,dev,ray,export,record,tune,wandb]"
 	touch $@
 
 install: $(VENV)/.installed
@@ -54,11 +54,12 @@ lint: install-dev
 
 # Not part of CI (it takes long): the planted bugs of benchmarks/planted_bugs.py, each of which a test must
 # catch, then mutmut's generated mutants of the math, advantages, normalisation and evaluation
-# ([tool.mutmut] in pyproject.toml), with the surviving ones listed at the end.
+# ([tool.mutmut] in pyproject.toml), with the surviving ones listed at the end. PYTHONPATH=src (relative
+# to mutmut's mutants/ copy) puts the mutated package before the editable install's path.
 mutation: install-dev
 	$(BIN)/pip install --quiet "mutmut==3.8.1"
 	$(BIN)/python benchmarks/planted_bugs.py
-	$(BIN)/mutmut run --max-children 2 || true
+	PYTHONPATH=src $(BIN)/mutmut run --max-children 2 || true
 	$(BIN)/mutmut results
 
 clean:

@@ -88,3 +88,14 @@ def test_linear_critic_learning_rate_schedule(tmp_path: Path) -> None:
     constant = TRPO("CartPole-v1", SMALL, seed=0)
     constant.learn(128)
     assert constant.critic_optimizer.param_groups[0]["lr"] == 1e-3
+
+
+def test_a_device_the_update_cannot_use_is_refused_not_ignored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(ConfigError, match="runs on the CPU only so far"):
+        SMALL.replace(device="cuda").validate()
+    assert TRPO("CartPole-v1", SMALL.replace(device="auto"), seed=0).device == torch.device("cpu")
+    assert main(["train", "CartPole-v1", "--device", "cuda:0", "--run-dir", str(tmp_path / "r"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: device 'cuda:0'") and err.count("\n") == 1 and not (tmp_path / "r").exists()

@@ -127,7 +127,7 @@ class TRPO:
         self.observation_space, self.action_space = observation_space, action_space
         self.obs_dim = observation_dim(observation_space)
         self.dist = make_distribution(action_space)
-        self.device = torch.device(cfg.device)
+        self.device = torch.device("cpu")  # config.validate() refuses any other device for now
         self.actor = Actor(
             self.obs_dim, self.dist, cfg.actor_sizes, cfg.activation, cfg.ortho_init, cfg.log_std_init, cfg.use_sde
         )

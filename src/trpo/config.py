@@ -139,7 +139,8 @@ class TRPOConfig:
     seed: int = 0
     """Seed of the run: environments, parameters, sampling and subsampling."""
     device: str = "cpu"
-    """Torch device for networks and updates."""
+    """Torch device of the networks and the update: 'cpu' (or 'auto', which is the CPU). The update on a
+    GPU is not implemented yet, so 'cuda' is refused rather than silently run on the CPU."""
     torch_threads: int = 1
     """Torch intra-op threads (1 is fastest and bit-reproducible for small networks)."""
     eval_episodes: int = 10
@@ -288,6 +289,13 @@ class TRPOConfig:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+        if self.device not in ("cpu", "auto"):
+            import torch
+
+            cuda = "is available here" if torch.cuda.is_available() else "is not available here either"
+            raise ConfigError(
+                f"device {self.device!r}: trpo's update runs on the CPU only so far (CUDA {cuda}); use --device cpu"
+            )
         if self.vf_lr_schedule not in ("constant", "linear"):
             raise ConfigError(f"vf_lr_schedule must be constant or linear (got {self.vf_lr_schedule!r})")
         from trpo.policies import activation_class  # torch: imported only when a config is validated
