@@ -25,6 +25,7 @@ import gymnasium as gym
 import numpy as np
 import tyro
 
+from trpo.contract import ContractChecker
 from trpo.env_spec import EnvFlags, EnvSpec
 from trpo.envs import make_env
 from trpo.errors import UserError
@@ -154,7 +155,7 @@ def record(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # e.g. MuJoCo models' deprecation notices
         try:
-            env = make_env()
+            env = ContractChecker(make_env(), 0)
         except RuntimeError as exc:  # `import mujoco` refuses an invalid MUJOCO_GL
             if "MUJOCO_GL" not in str(exc):
                 raise
