@@ -422,3 +422,8 @@ def test_tune_trains_every_trial_on_the_env_spec(modules: Path, tmp_path: Path) 
     assert "6.0" in (out / "best.yaml").read_text().splitlines()[0]  # final return 3 steps x 2
     args = TuneArgs("trpo_test_envs:Steady-v0", env_kwargs="{scale: 2}", out=out)
     assert train_command_of(args).startswith("""trpo train trpo_test_envs:Steady-v0 --env-kwargs '{"scale": 2}'""")
+
+
+def test_env_kwargs_that_cannot_be_saved_are_refused() -> None:
+    with pytest.raises(UserError, match="must be plain data"):
+        TRPO("Pendulum-v1", env_kwargs={"g": np.array([9.0])})

@@ -96,6 +96,17 @@ class EnvSpec:
         return " ".join(parts)
 
 
+def check_plain_data(spec: EnvSpec) -> None:
+    """Refuse kwargs that cannot be saved with the model as JSON (UserError)."""
+    try:
+        json.dumps(spec.to_data(), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise UserError(
+            f"the kwargs of {spec.id} (or of its wrappers) must be plain data (numbers, strings, lists, mappings) "
+            f"to be saved with the model: {exc}; pass a function that makes the environment instead"
+        ) from None
+
+
 def spec_from_data(data: Mapping[str, Any], source: str, source_dir: str | None = None) -> EnvSpec | None:
     """The EnvSpec of `env_id`/`env_kwargs`/`env_wrappers` entries (None without `env_id`); `source`
     names where they came from in error messages."""

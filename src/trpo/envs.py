@@ -17,7 +17,7 @@ from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 
 from trpo.config import TRPOConfig
 from trpo.contract import checked_env
-from trpo.env_spec import EnvSpec, check_kwargs, check_spec, resolve_wrapper, spec_of
+from trpo.env_spec import EnvSpec, check_kwargs, check_plain_data, check_spec, resolve_wrapper, spec_of
 from trpo.errors import ConfigError, EnvContractError, UserError
 
 EnvFactory = Callable[[], gym.Env]
@@ -110,6 +110,7 @@ def env_source(env: Any, env_kwargs: Mapping[str, Any] | None = None) -> EnvSour
     if isinstance(env, EnvSpec):
         if env.source_dir is None:
             check_spec(env)  # a spec read from a run is checked when its environment is made
+            check_plain_data(env)
         return EnvSource(functools.partial(make_env, env), env)
     if isinstance(env, gym.vector.VectorEnv):
         return _vector_source(env)
