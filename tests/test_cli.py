@@ -91,7 +91,7 @@ def test_flags_override_config_file_which_overrides_preset(tmp_path: Path, capsy
 
     file = tmp_path / "c.yaml"
     file.write_text("max_kl: 0.03\nn_steps: 64\n")
-    args, preset = _parse_train(["Pendulum-v1", "--config", str(file), "--n-steps", "32"])
+    args, preset, _ = _parse_train(["Pendulum-v1", "--config", str(file), "--n-steps", "32"])
     assert preset == "Pendulum-v1"
     assert args.hp.gamma == 0.95  # preset
     assert args.hp.max_kl == 0.03  # file over preset
@@ -104,12 +104,12 @@ def test_no_preset_starts_from_the_defaults(tmp_path: Path) -> None:
 
     file = tmp_path / "c.yaml"
     file.write_text("max_kl: 0.03\n")
-    args, preset = _parse_train(["Pendulum-v1", "--no-preset", "--config", str(file), "--n-steps", "32"])
+    args, preset, _ = _parse_train(["Pendulum-v1", "--no-preset", "--config", str(file), "--n-steps", "32"])
     defaults = TRPOConfig()
     assert preset is None
     assert (args.hp.gamma, args.hp.use_sde, args.hp.n_envs) == (defaults.gamma, defaults.use_sde, defaults.n_envs)
     assert (args.hp.max_kl, args.hp.n_steps) == (0.03, 32)  # --config and flags still apply
-    args, _ = _parse_train(["CartPole-v1", "--no-preset", "--algo", "ppo"])
+    args, _, _ = _parse_train(["CartPole-v1", "--no-preset", "--algo", "ppo"])
     assert args.hp.algo == "ppo" and args.hp.n_envs == defaults.n_envs  # not PPO's CartPole preset
 
 

@@ -146,35 +146,35 @@ class ZeroReward(Bandit):
 def test_kl_spike_fires_on_a_rare_extreme_observation() -> None:
     """Unnormalised ReLU policy: the one outlier state moves ~1000x more than the mean KL allows."""
     config = TRPOConfig(n_envs=1, n_steps=1024, normalize_obs=False, activation="relu", max_kl=0.01, eval_episodes=0)
-    agent = TRPO(Outlier, config, seed=0).learn(total_steps=1024)
+    agent = TRPO(Outlier, config, seed=0).learn(1024)
     assert fired(agent) == ["kl_spike"]
 
 
 def test_cg_stall_fires_when_cg_cannot_converge() -> None:
     """One CG iteration without damping leaves most of the residual; the default 10 iterations do not."""
     config = TRPOConfig(**FAST, cg_iters=1, cg_damping=0.0, alarm_cg_residual=0.2, alarm_cg_updates=3)
-    assert "cg_stall" in fired(TRPO("CartPole-v1", config, seed=0).learn(total_steps=256 * 5))
+    assert "cg_stall" in fired(TRPO("CartPole-v1", config, seed=0).learn(256 * 5))
     healthy = config.replace(cg_iters=10, cg_damping=0.1)
-    assert "cg_stall" not in fired(TRPO("CartPole-v1", healthy, seed=0).learn(total_steps=256 * 5))
+    assert "cg_stall" not in fired(TRPO("CartPole-v1", healthy, seed=0).learn(256 * 5))
 
 
 def test_entropy_collapse_fires_when_one_action_wins() -> None:
     config = TRPOConfig(**FAST, max_kl=0.2)
-    agent = TRPO(Bandit, config, seed=0).learn(total_steps=256 * 40)
+    agent = TRPO(Bandit, config, seed=0).learn(256 * 40)
     assert "entropy_collapse" in fired(agent)
     assert agent.predict(np.zeros(1, np.float32)) == 0
 
 
 def test_critic_not_learning_fires_on_unpredictable_returns() -> None:
     config = TRPOConfig(**FAST, vf_epochs=20, vf_minibatch_size=32, alarm_ev_updates=4)
-    assert "critic_not_learning" in fired(TRPO(NoiseReward, config, seed=0).learn(total_steps=256 * 8))
+    assert "critic_not_learning" in fired(TRPO(NoiseReward, config, seed=0).learn(256 * 8))
 
 
 def test_dead_units_fire_for_a_relu_network_with_dead_first_layer() -> None:
     agent = TRPO("CartPole-v1", TRPOConfig(**FAST, activation="relu"), seed=0)
     with torch.no_grad():
         agent.actor.features[0].bias.fill_(-1e3)  # every first-layer unit negative on every state
-    agent.learn(total_steps=256)
+    agent.learn(256)
     assert fired(agent) == ["dead_units"]
 
 
@@ -183,7 +183,7 @@ def test_zero_rewards_give_degenerate_advantages_and_a_failing_line_search() -> 
     with torch.no_grad():  # V = 0 exactly, so every advantage is exactly 0
         agent.critic.net[-1].weight.zero_()
         agent.critic.net[-1].bias.zero_()
-    agent.learn(total_steps=256 * 4)
+    agent.learn(256 * 4)
     assert fired(agent) == ["degenerate_advantages", "line_search_failing"]
     assert [a["update"] for a in agent.alarms] == [1, 3]
 
@@ -209,6 +209,6 @@ def test_fired_alarms_survive_save_and_load(tmp_path: Any) -> None:
     agent = TRPO("CartPole-v1", TRPOConfig(**FAST, activation="relu"), seed=0)
     with torch.no_grad():
         agent.actor.features[0].bias.fill_(-1e3)
-    agent.learn(total_steps=256)
+    agent.learn(256)
     agent.save(tmp_path / "model")
     assert TRPO.load(tmp_path / "model").alarms == agent.alarms == agent.health.summary()

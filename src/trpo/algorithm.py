@@ -6,9 +6,11 @@ import math
 import numbers
 import time
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
+import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium import spaces
@@ -18,7 +20,8 @@ from torch.func import functional_call
 from trpo import persistence
 from trpo.callbacks import CallbackArg, as_callbacks
 from trpo.config import TRPOConfig
-from trpo.envs import EnvFactory, env_factory, probe_spaces
+from trpo.env_spec import EnvSpec
+from trpo.envs import EnvFactory, EnvLike, SingleInstance, check_env_source, env_source, probe_env
 from trpo.errors import ConfigError, Interrupted, NonFiniteEnvError, ObservationError, TrainingStopped
 from trpo.evaluation import evaluate as evaluate_policy
 from trpo.health import HealthMonitor, dead_unit_fractions
@@ -70,8 +73,25 @@ class TRPO:
         super().__init_subclass__(**kwargs)
         ALGORITHMS[cls.algo] = cls
 
-    def __init__(self, env: str | EnvFactory, config: TRPOConfig | None = None, seed: int | None = None) -> None:
-        if config is None:  # as `trpo train ENV_ID` does: the env's preset for this algorithm, else the defaults
+    def __init__(
+        self,
+        env: EnvLike,
+        config: TRPOConfig | None = None,
+        seed: int | None = None,
+        env_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        """`env`: a Gymnasium id (`module:EnvId` imports `module` first; `env_kwargs` go to
+        `gymnasium.make`), an `EnvSpec` (id, kwargs, wrappers), a function that makes an environment, an
+        environment instance, or a vector env (which sets n_envs; it must autoreset in the same step).
+
+        An instance with an `env.spec` (made by `gymnasium.make`) is rebuilt from that spec, as many times
+        as needed; one without is the single training environment (n_envs=1, sampler=sync), as in SB3.
+        The spec is recorded in checkpoints whenever Gymnasium can describe the environment, so that
+        `trpo eval`/`record`/`train --resume` rebuild it.
+
+        Without `config`, an env id with a preset gets that preset for this algorithm (as `trpo train
+        ENV_ID` does; `self.preset` names it), anything else TRPOConfig's defaults."""
+        if config is None:
             config, self.preset = preset_config(env if isinstance(env, str) else None, algo=self.algo)
         if seed is not None:
             config = config.replace(seed=seed)
@@ -82,10 +102,29 @@ class TRPO:
                     f"{ALGORITHMS[config.algo].__name__}, or trpo.make_agent(env, config) which follows config.algo"
                 )
             config = config.replace(algo=self.algo)
+        source = env_source(env, env_kwargs)
+        if source.vector is not None:
+            config = config.replace(n_envs=source.vector.num_envs)
         self.config = config.validate()
-        self.env_fn, self.env_id = env_factory(env)
-        observation_space, action_space = probe_spaces(self.env_fn)
+        check_env_source(source, self.config)
+        self.env_fn = source.factory
+        self._vector_env: gym.vector.VectorEnv | None = source.vector
+        if source.vector is not None:
+            observation_space, action_space = source.vector.single_observation_space, source.vector.single_action_space
+            probed = None
+        elif isinstance(source.factory, SingleInstance):
+            assert source.factory.env is not None
+            observation_space, action_space = source.factory.env.observation_space, source.factory.env.action_space
+            probed = None
+        else:
+            observation_space, action_space, probed = probe_env(self.env_fn)
+        self.set_env_spec(source.spec or probed)
         self._build(observation_space, action_space)
+
+    def set_env_spec(self, spec: EnvSpec | None) -> None:
+        """Record the environment's spec (saved in checkpoints; None when it cannot be described)."""
+        self.env_spec = spec
+        self.env_id = spec.id if spec is not None else None
 
     def _build(self, observation_space: spaces.Space, action_space: spaces.Space) -> None:
         cfg = self.config
@@ -115,6 +154,7 @@ class TRPO:
         self.rollout_seconds = 0.0  # wall time spent collecting and updating, over this object's life
         self.update_seconds = 0.0
         self._collector: Sampler | None = None
+        self._vector_env = getattr(self, "_vector_env", None)
         self._resume_state: tuple[dict[str, Any], dict[str, Tensor]] | None = None
         self._build_policy_update()
 
@@ -274,7 +314,7 @@ class TRPO:
             cfg = self.config
             collector = make_sampler(
                 cfg, self.env_fn, (self.observation_space, self.action_space), self.actor, self.critic,
-                self.obs_normalizer, self.reward_scaler, self.generator,
+                self.obs_normalizer, self.reward_scaler, self.generator, self._vector_env,
             )  # fmt: skip
             resume, self._resume_state = self._resume_state, None
             if resume is None or not collector.restore(*resume):
@@ -509,11 +549,13 @@ class TRPO:
         persistence.save_agent(self, path)
 
     @classmethod
-    def load(cls, path: str | Path, env: str | EnvFactory | None = None) -> TRPO:
+    def load(cls, path: str | Path, env: str | EnvSpec | EnvFactory | None = None) -> TRPO:
         """Load a model saved by `save` (or the checkpoint of a run directory). No pickle is involved.
 
         The result is of the class the model was saved from (`TRPO.load` of a PPO run gives a `PPO`).
-        `env` is needed to continue training a model whose environment was not given by id.
+        `env` replaces the recorded environment; it is needed to continue training (or evaluate) a model
+        whose environment Gymnasium could not describe. A recorded `module:EnvId` or wrapper module is
+        imported only from installed modules and PYTHONPATH, never from the current or run directory.
         """
         return persistence.load_agent(cls, path, env, ALGORITHMS)
 
@@ -522,13 +564,15 @@ ALGORITHMS: dict[str, type[TRPO]] = {"trpo": TRPO}
 """The learner class of each `algo` (NPG and PPO register themselves by subclassing TRPO)."""
 
 
-def make_agent(env: str | EnvFactory, config: TRPOConfig | None = None, seed: int | None = None) -> TRPO:
+def make_agent(
+    env: EnvLike, config: TRPOConfig | None = None, seed: int | None = None, env_kwargs: Mapping[str, Any] | None = None
+) -> TRPO:
     """A learner of the class `config.algo` names (TRPO, NPG or PPO)."""
     if config is None:  # TRPO with its preset for the env, as `trpo train ENV_ID` does
-        return TRPO(env, None, seed=seed)
-    return ALGORITHMS[config.validate().algo](env, config, seed=seed)
+        return TRPO(env, None, seed=seed, env_kwargs=env_kwargs)
+    return ALGORITHMS[config.validate().algo](env, config, seed=seed, env_kwargs=env_kwargs)
 
 
-def load(path: str | Path, env: str | EnvFactory | None = None) -> TRPO:
+def load(path: str | Path, env: str | EnvSpec | EnvFactory | None = None) -> TRPO:
     """Load any saved model (TRPO, NPG or PPO); the same as `TRPO.load`."""
     return TRPO.load(path, env=env)

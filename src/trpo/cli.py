@@ -11,14 +11,18 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, TypeVar, cast
+from typing import TYPE_CHECKING, Annotated, TypeVar, cast
 
 import tyro
 
 from trpo.checkpoint import atomic_write_text
-from trpo.config import TRPOConfig, load_yaml_config, save_yaml_config
+from trpo.config import TRPOConfig, load_yaml_config, load_yaml_env, save_yaml_config
+from trpo.env_spec import EnvFlags, EnvSpec, cli_spec, spec_from_data
 from trpo.errors import Interrupted, TrainingStopped, UserError
 from trpo.presets import preset_config
+
+if TYPE_CHECKING:
+    from trpo.algorithm import TRPO
 
 T = TypeVar("T")
 _current_run_dir: Path | None = None  # the run `trpo train` is writing (for the resume hint)
@@ -41,7 +45,14 @@ class TrainArgs:
     --config FILE, then flags."""
 
     env_id: Annotated[tyro.conf.Positional[str | None], tyro.conf.arg(metavar="ENV_ID", help_behavior_hint="")] = None
-    """Gymnasium environment id, e.g. CartPole-v1 or HalfCheetah-v5 (not with --resume)."""
+    """Gymnasium environment id, e.g. CartPole-v1 or HalfCheetah-v5; MODULE:ENV_ID imports MODULE first (as
+    gymnasium.make does), e.g. my_envs:Grid-v0 (default: env_id of --config). With --resume: the
+    environment instead of the run's (for a run whose environment could not be recorded)."""
+    env_kwargs: Annotated[str | None, tyro.conf.arg(metavar="MAPPING", help_behavior_hint="")] = None
+    """Keyword arguments of the environment, a JSON or YAML mapping, e.g. '{"g": 9.0}' (gymnasium.make's)."""
+    wrapper: Annotated[tuple[str, ...], tyro.conf.UseAppendAction, tyro.conf.arg(metavar="MODULE:CLASS")] = ()
+    """Wrapper around every environment, MODULE:CLASS or MODULE:CLASS={"kwarg": value}, e.g.
+    gymnasium.wrappers:TimeLimit='{"max_episode_steps": 100}'; repeat for several, applied in order."""
     run_dir: Annotated[Path | None, tyro.conf.arg(metavar="DIR")] = None
     """Run directory (default: runs/<env>-<algo>-<seed>-<timestamp>)."""
     config: Annotated[Path | None, tyro.conf.arg(metavar="FILE")] = None
@@ -76,6 +87,8 @@ class EvalArgs:
     """Print one JSON object instead of a sentence."""
     seed: Annotated[int | None, tyro.conf.arg(metavar="INT", help_behavior_hint="")] = None
     """Seed of the first episode (default: the run's seed + 1000)."""
+    env: Annotated[EnvFlags, tyro.conf.OmitArgPrefixes] = dataclasses.field(default_factory=EnvFlags)
+    """The environment (default: the one the run recorded)."""
 
 
 def _parse(cls: type[T], argv: list[str], prog: str, default: T | None = None) -> T:
@@ -99,7 +112,7 @@ def _parse(cls: type[T], argv: list[str], prog: str, default: T | None = None) -
         raise UserError(f"{' '.join(message) or text.strip()} (see `{prog} --help`)") from None
 
 
-def _parse_train(argv: list[str]) -> tuple[TrainArgs, str | None]:
+def _parse_train(argv: list[str]) -> tuple[TrainArgs, str | None, EnvSpec | None]:
     """Parse twice: first to learn the env id and --config, then with preset + file as defaults
     (so `trpo train ENV_ID --help` shows the defaults that will apply to ENV_ID)."""
     without_help = [a for a in argv if a not in ("-h", "--help")]
@@ -112,26 +125,40 @@ def _parse_train(argv: list[str]) -> tuple[TrainArgs, str | None]:
             _parse(TrainArgs, argv, "trpo train")  # prints the plain help and exits
     first = _parse(TrainArgs, without_help, "trpo train")
     if first.resume is not None:
-        return first, None
-    if first.env_id is None:
+        return first, None, None
+    file_env = load_yaml_env(first.config) if first.config is not None else {}
+    env_id = first.env_id or file_env.get("env_id")
+    if env_id is None:
         raise UserError("trpo train needs an environment id, e.g. `trpo train CartPole-v1` (or --resume RUN_DIR)")
     algo = first.hp.algo
     if algo == "trpo" and first.config is not None:  # no --algo flag: the config file may name one
         algo = load_yaml_config(first.config).algo
     if first.preset:
-        base, preset = preset_config(first.env_id, algo=algo)
+        base, preset = preset_config(EnvSpec(str(env_id)).registered_id, algo=algo)
     else:
         base, preset = TRPOConfig().replace(algo=algo), None
     if first.config is not None:
         base = load_yaml_config(first.config, base=base)
-    args = _parse(TrainArgs, argv, "trpo train", default=dataclasses.replace(first, hp=base))
-    return args, preset
+    default = dataclasses.replace(first, hp=base, wrapper=())  # --wrapper appends to the default
+    args = _parse(TrainArgs, argv, "trpo train", default=default)
+    recorded = spec_from_data({**file_env, "env_id": env_id}, str(first.config))
+    return args, preset, cli_spec(None, args.env_kwargs, args.wrapper, recorded)
+
+
+def _with_env_flags(agent: TRPO, flags: EnvFlags) -> None:
+    """Use the environment of `--env`/`--env-kwargs`/`--wrapper` (on top of the recorded one), if given."""
+    from trpo.envs import env_factory
+
+    spec = flags.spec(agent.env_spec)
+    if spec is not agent.env_spec and spec is not None:
+        agent.env_fn = env_factory(spec)[0]
+        agent.set_env_spec(spec)
 
 
 def _prepare_run_dir(args: TrainArgs, env_id: str, algo: str, seed: int) -> Path:
     if args.run_dir is None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        return Path("runs") / f"{env_id.replace('/', '_')}-{algo}-{seed}-{stamp}"
+        return Path("runs") / f"{EnvSpec(env_id).registered_id.replace('/', '_')}-{algo}-{seed}-{stamp}"
     run_dir = args.run_dir
     if run_dir.exists() and not run_dir.is_dir():
         raise UserError(f"--run-dir {run_dir} is a file; choose a directory path")
@@ -153,24 +180,28 @@ def train(argv: list[str]) -> int:
     from trpo.algorithm import load, make_agent
     from trpo.evaluation import evaluate
 
-    args, preset = _parse_train(argv)
+    args, preset, spec = _parse_train(argv)
     if args.resume is not None:
         run_dir = args.resume
         agent = load(run_dir)
+        _with_env_flags(agent, EnvFlags(args.env_id, args.env_kwargs, args.wrapper))
+        if agent.env_spec is None:
+            agent.env_fn()  # says how to give the environment that could not be recorded
         config = agent.config
         print(f"resuming {run_dir} at step {agent.num_steps:,} of {config.total_steps:,}", file=sys.stderr)
         env_id = agent.env_id or "?"
     else:
-        assert args.env_id is not None
+        assert spec is not None
         config = args.hp.validate()
-        agent = make_agent(args.env_id, config)  # checks the env id and its spaces before anything is written
+        agent = make_agent(spec, config)  # checks the env spec and its spaces before anything is written
         agent.start_sampler()  # failing environments, workers or Ray cluster: reported before the run dir exists
-        env_id = args.env_id
+        env_id = spec.id
         run_dir = _prepare_run_dir(args, env_id, config.algo, config.seed)
         defaults = "none (TRPOConfig defaults)" if args.preset else "none (--no-preset: TRPOConfig defaults)"
         print(f"algo: {config.algo}; preset: {preset or defaults}", file=sys.stderr)
         run_dir.mkdir(parents=True, exist_ok=True)
-        save_yaml_config(config, run_dir / "config.yaml", header=f"trpo train {env_id} --config config.yaml")
+        header = f"trpo train {env_id} --config config.yaml"
+        save_yaml_config(config, run_dir / "config.yaml", header=header, env=spec.to_data())
     global _current_run_dir
     _current_run_dir = run_dir
     start, start_steps = time.perf_counter(), agent.num_steps
@@ -224,6 +255,7 @@ def evaluate_command(argv: list[str]) -> int:
     if args.episodes < 1:
         raise UserError(f"--episodes must be >= 1 (got {args.episodes})")
     agent = load(args.run_dir)
+    _with_env_flags(agent, args.env)
     result = evaluate(agent, episodes=args.episodes, deterministic=not args.stochastic, seed=args.seed)
     if args.json:
         print(json.dumps(result))

@@ -27,7 +27,8 @@ import tyro
 import yaml
 
 from trpo.compare_metrics import Aggregate, aggregate, fraction_lowered, steps_to_threshold, value_at, worst_drop
-from trpo.config import Algo, TRPOConfig, config_from_dict, load_yaml_config
+from trpo.config import Algo, TRPOConfig, config_from_dict, load_yaml_config, load_yaml_env
+from trpo.env_spec import EnvSpec, command_spec, spec_from_data
 from trpo.errors import UserError
 from trpo.parallel import default_workers, run_all, train_command
 from trpo.plotting import Run, load_run, plot_curves, read_json
@@ -52,7 +53,11 @@ class CompareArgs:
     compare sample efficiency, wall-clock time, stability and KL per update in one table."""
 
     env_id: Annotated[tyro.conf.Positional[str], tyro.conf.arg(metavar="ENV_ID")]
-    """Gymnasium environment id, e.g. CartPole-v1."""
+    """Gymnasium environment id, e.g. CartPole-v1 (MODULE:ENV_ID imports MODULE first)."""
+    env_kwargs: Annotated[str | None, tyro.conf.arg(metavar="MAPPING", help_behavior_hint="")] = None
+    """Keyword arguments of the environment, a JSON or YAML mapping (as `trpo train --env-kwargs`)."""
+    wrapper: Annotated[tuple[str, ...], tyro.conf.UseAppendAction, tyro.conf.arg(metavar="MODULE:CLASS")] = ()
+    """Wrapper around every environment, MODULE:CLASS or MODULE:CLASS={"kwarg": value} (as `trpo train --wrapper`)."""
     algos: str = "trpo,ppo,npg"
     """Comma-separated algorithms to compare (trpo, npg, ppo)."""
     seeds: int = 5
@@ -190,7 +195,7 @@ def plan(args: CompareArgs) -> tuple[list[Job], list[tuple[str, list[Any], list[
     jobs: list[Job] = []
     run_dirs: dict[TRPOConfig, Path] = {}  # a swept value equal to the preset's reuses the preset's run
     for algo, changes in variants:
-        config, _ = preset_config(args.env_id, algo=algo)
+        config, _ = preset_config(EnvSpec(args.env_id).registered_id, algo=algo)
         if args.config is not None:
             config = load_yaml_config(args.config, base=config).replace(algo=algo)
         config = config.replace(**dict(changes))
@@ -221,10 +226,17 @@ def flags(config: TRPOConfig) -> list[str]:
     return out
 
 
-def is_complete(job: Job) -> bool:
-    """`job.run_dir` holds a finished run (summary.json) of exactly `job.config`."""
+def compare_spec(args: CompareArgs) -> EnvSpec:
+    """The environment of every run: ENV_ID, the --config file's env_kwargs/env_wrappers, then the flags."""
+    return command_spec(args.env_id, args.config, args.env_kwargs, args.wrapper)
+
+
+def is_complete(job: Job, spec: EnvSpec | None = None) -> bool:
+    """`job.run_dir` holds a finished run (summary.json) of exactly `job.config` (and of `spec`'s environment)."""
     try:
-        return (job.run_dir / "summary.json").exists() and load_yaml_config(job.run_dir / "config.yaml") == job.config
+        config_yaml = job.run_dir / "config.yaml"
+        same_env = spec is None or spec_from_data({"env_id": spec.id, **load_yaml_env(config_yaml)}, "") == spec
+        return (job.run_dir / "summary.json").exists() and load_yaml_config(config_yaml) == job.config and same_env
     except UserError:
         return False
 
@@ -276,16 +288,17 @@ def _clock(seconds: float) -> str:
 
 
 def execute(
-    jobs: list[Job], env_id: str, workers: int, threshold: float | None, rerun: bool, out_dir: Path
+    jobs: list[Job], spec: EnvSpec, workers: int, threshold: float | None, rerun: bool, out_dir: Path
 ) -> list[RunResult]:
     first: dict[Path, Job] = {}
     for job in jobs:  # a swept value equal to the preset's shares the preset's run (named by it)
         first.setdefault(job.run_dir, job)
     every = list(first.values())
-    unique = [job for job in every if rerun or not is_complete(job)]
+    unique = [job for job in every if rerun or not is_complete(job, spec)]
     progress = Progress(unique, workers)
-    progress.start(env_id, len(every) - len(unique), out_dir)
-    commands = [train_command(env_id, job.run_dir, flags(job.config)) for job in unique]
+    progress.start(spec.id, len(every) - len(unique), out_dir)
+    extra = spec.flags()
+    commands = [train_command(spec.id, job.run_dir, [*flags(job.config), *extra]) for job in unique]
     done = run_all(commands, workers, on_done=progress.done)
     results = {job.run_dir: result for job, result in zip(unique, done, strict=True)}
     out = []
@@ -377,14 +390,15 @@ def compare(args: CompareArgs) -> str:
     from trpo.algorithm import make_agent
 
     jobs, sweeps = plan(args)
-    make_agent(args.env_id, jobs[0].config).close()  # an unknown env id or unsupported space fails here
+    spec = compare_spec(args)
+    make_agent(spec, jobs[0].config).close()  # an unknown env id or unsupported space fails here
     threshold = args.threshold
     if threshold is None:
         import gymnasium
 
-        threshold = gymnasium.spec(args.env_id).reward_threshold
+        threshold = gymnasium.spec(spec.registered_id).reward_threshold
     args.out.mkdir(parents=True, exist_ok=True)
-    results = execute(jobs, args.env_id, args.workers, threshold, args.rerun, args.out)
+    results = execute(jobs, spec, args.workers, threshold, args.rerun, args.out)
     metric = EVAL if all(EVAL in r.run.columns for r in results) else TRAIN_RETURN
     notes = plot_curves([r.run for r in results if not r.job.changes], metric, args.out / "compare.png")
     if sweeps:

@@ -390,9 +390,22 @@ def _renamed_keys(values: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+ENV_KEYS = ("env_id", "env_kwargs", "env_wrappers")
+"""Keys of a config file that describe the environment (read by `load_yaml_env`), not the learner."""
+
+
 def load_yaml_config(path: str | Path, base: TRPOConfig | None = None) -> TRPOConfig:
-    """Read a YAML file of config fields on top of `base`."""
-    path = Path(path)
+    """Read a YAML file of config fields on top of `base` (its environment keys, ENV_KEYS, are skipped)."""
+    data = _read_yaml_mapping(Path(path))
+    return config_from_dict({k: v for k, v in data.items() if k not in ENV_KEYS}, base=base, source=str(path))
+
+
+def load_yaml_env(path: str | Path) -> dict[str, Any]:
+    """The environment entries (env_id, env_kwargs, env_wrappers) of a YAML config file."""
+    return {k: v for k, v in _read_yaml_mapping(Path(path)).items() if k in ENV_KEYS}
+
+
+def _read_yaml_mapping(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text())
     except FileNotFoundError:
@@ -403,10 +416,14 @@ def load_yaml_config(path: str | Path, base: TRPOConfig | None = None) -> TRPOCo
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must be a mapping of field: value (got {type(data).__name__})")
-    return config_from_dict(data, base=base, source=str(path))
+    return data
 
 
-def save_yaml_config(config: TRPOConfig, path: str | Path, header: str = "") -> None:
-    """Write the complete config as YAML that `--config` reads back; `header` becomes a comment."""
+def save_yaml_config(
+    config: TRPOConfig, path: str | Path, header: str = "", env: Mapping[str, Any] | None = None
+) -> None:
+    """Write the complete config as YAML that `--config` reads back; `header` becomes a comment; `env`
+    (env_id, env_kwargs, env_wrappers) comes first when given."""
     comment = "".join(f"# {line}\n" for line in header.splitlines())
-    atomic_write_text(Path(path), comment + yaml.safe_dump(config.to_dict(), sort_keys=False))
+    data = {**(env or {}), **config.to_dict()}
+    atomic_write_text(Path(path), comment + yaml.safe_dump(data, sort_keys=False))

@@ -1,9 +1,10 @@
 """Pickle-free capture and restore of environment state, so a resumed run continues bit for bit.
 
-Supported: the wrappers `gymnasium.make` adds (TimeLimit, OrderEnforcing, PassiveEnvChecker) around
-classic-control environments (CartPole, Pendulum, MountainCar, MountainCarContinuous, Acrobot) and
-Gymnasium's MuJoCo environments (the full integration state of `mj_getState`), plus the environment's
-NumPy generator. Any other wrapper or environment returns None: its episodes restart on resume.
+Supported: the wrappers `gymnasium.make` adds (TimeLimit, OrderEnforcing, PassiveEnvChecker) and trpo's
+`ContractChecker` around classic-control environments (CartPole, Pendulum, MountainCar,
+MountainCarContinuous, Acrobot) and Gymnasium's MuJoCo environments (the full integration state of
+`mj_getState`), plus the environment's NumPy generator. Any other wrapper or environment returns None:
+its episodes restart on resume.
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.wrappers import OrderEnforcing, PassiveEnvChecker, TimeLimit
 
+from trpo.contract import ContractChecker
+
 # Wrapper type -> the attributes that make up its state (PassiveEnvChecker's only affect warnings).
 WRAPPER_FIELDS: dict[type, tuple[str, ...]] = {
+    ContractChecker: ("episode_step",),
     TimeLimit: ("_elapsed_steps",),
     OrderEnforcing: ("_has_reset",),
     PassiveEnvChecker: (),

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from trpo.contract import checked_env
+
 if TYPE_CHECKING:
     import gymnasium as gym
 
@@ -34,16 +36,18 @@ def play_episode(
 
 
 def evaluate(
-    agent: TRPO, episodes: int = 10, deterministic: bool = True, seed: int | None = None
+    agent: TRPO, episodes: int = 10, deterministic: bool = True, seed: int | None = None, env: gym.Env | None = None
 ) -> dict[str, float | int | list[float]]:
     """Run `episodes` full episodes; return mean/std of the undiscounted, unscaled returns.
 
     Episodes are seeded `seed, seed + 1, ...` (default: the run's seed + 1000) so evaluation is repeatable.
+    They run on a new environment from the agent's (closed afterwards), or on `env` (left open).
     """
     if episodes < 1:
         raise ValueError("episodes must be >= 1")
     base_seed = agent.config.seed + 1000 if seed is None else seed
-    env = agent.env_fn()
+    own = env is None
+    env = checked_env(agent.env_fn, 0) if env is None else env
     returns: list[float] = []
     lengths: list[int] = []
     try:
@@ -52,7 +56,8 @@ def evaluate(
             returns.append(total)
             lengths.append(length)
     finally:
-        env.close()
+        if own:
+            env.close()
     return {
         "mean_return": float(np.mean(returns)),
         "std_return": float(np.std(returns)) if len(returns) > 1 else 0.0,

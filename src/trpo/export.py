@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import json
 import logging
 import os
 import sys
@@ -161,6 +162,7 @@ def export_onnx(agent: TRPO, path: Path) -> None:
         {
             "producer": "trpo export",
             "env_id": str(agent.env_id),
+            "env_spec": json.dumps(agent.env_spec.to_data() if agent.env_spec is not None else None),
             "observation_space": str(space),
             "action_space": str(agent.action_space),
             "num_steps": str(agent.num_steps),

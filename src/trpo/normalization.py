@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -44,8 +46,14 @@ class RunningMeanStd:
         self.count = float(state["count"])
 
 
+def flat_batch(obs: NDArray[Any]) -> NDArray[Any]:
+    """A batch of observations [B, *shape] as [B, D] (multi-dimensional observations are flattened)."""
+    return obs.reshape(obs.shape[0], -1) if obs.ndim > 2 else obs
+
+
 class ObservationNormalizer:
-    """obs -> clip((obs - mean) / sqrt(var + eps), -clip, clip); identity when disabled."""
+    """obs -> clip((obs - mean) / sqrt(var + eps), -clip, clip); identity when disabled. Takes batches
+    [B, *obs_shape] and returns [B, D] (statistics are per element of the flattened observation)."""
 
     def __init__(self, shape: tuple[int, ...], enabled: bool, clip: float, eps: float = 1e-8) -> None:
         self.rms = RunningMeanStd(shape)
@@ -54,6 +62,7 @@ class ObservationNormalizer:
         self.eps = eps
 
     def __call__(self, obs: NDArray[np.floating]) -> NDArray[np.float32]:
+        obs = flat_batch(obs)
         if not self.enabled:
             return np.asarray(obs, dtype=np.float32)
         z = (obs - self.rms.mean) / np.sqrt(self.rms.var + self.eps)
@@ -61,7 +70,7 @@ class ObservationNormalizer:
 
     def update(self, obs: NDArray[np.floating]) -> None:
         if self.enabled:
-            self.rms.update(obs)
+            self.rms.update(flat_batch(obs))
 
 
 class RewardScaler:

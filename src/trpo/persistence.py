@@ -17,6 +17,7 @@ from torch import Tensor
 from trpo import checkpoint
 from trpo.checkpoint import CheckpointError
 from trpo.config import config_from_dict
+from trpo.env_spec import EnvSpec, spec_from_data
 from trpo.envs import EnvFactory, env_factory, space_from_json, space_to_json
 from trpo.errors import UserError
 from trpo.seeding import rng_state, set_rng_state
@@ -44,6 +45,7 @@ def save_agent(agent: TRPO, path: str | Path) -> None:
     state: dict[str, Any] = {
         "algo": agent.algo,
         "env_id": agent.env_id,
+        "env_spec": agent.env_spec.to_data() if agent.env_spec is not None else None,
         "config": agent.config.to_dict(),
         "observation_space": obs_desc,
         "action_space": act_desc,
@@ -63,7 +65,7 @@ def save_agent(agent: TRPO, path: str | Path) -> None:
 
 
 def load_agent(
-    cls: type[Agent], path: str | Path, env: str | EnvFactory | None, algorithms: dict[str, type[TRPO]]
+    cls: type[Agent], path: str | Path, env: str | EnvSpec | EnvFactory | None, algorithms: dict[str, type[TRPO]]
 ) -> Agent:
     """Read the checkpoint at `path` into a learner of the class it was saved from (`algorithms[state.algo]`),
     which must be `cls` or a subclass of it."""
@@ -80,9 +82,11 @@ def load_agent(
         action_space = space_from_json(state["action_space"], tensors, "action_space")
         agent = target.__new__(target)
         agent.config = config
-        agent.env_id = state.get("env_id")
-        source = env if env is not None else agent.env_id
-        agent.env_fn = env_factory(source)[0] if source is not None else _no_env
+        recorded = recorded_spec(state, path)
+        agent.env_fn, given = env_factory(env) if env is not None else (_no_env, None)
+        if env is None and recorded is not None:
+            agent.env_fn = env_factory(recorded)[0]
+        agent.set_env_spec(given or recorded)
         agent._build(observation_space, action_space)
         _load_tensors(agent, tensors)
         agent.num_steps = int(state["num_steps"])
@@ -115,5 +119,17 @@ def _load_tensors(agent: TRPO, tensors: dict[str, Tensor]) -> None:
         checkpoint.load_optimizer_tensors(optimizer, tensors, name)
 
 
+def recorded_spec(state: dict[str, Any], path: str | Path) -> EnvSpec | None:
+    """The env spec a checkpoint records (only `env_id` in checkpoints before env specs), marked as read
+    from the run directory so that none of its modules is imported from there or the current directory."""
+    model_dir = str(checkpoint.resolve_checkpoint_dir(path).resolve())
+    data = state.get("env_spec") or ({"env_id": state["env_id"]} if state.get("env_id") else {})
+    return spec_from_data(data, f"{path} env_spec", source_dir=model_dir)
+
+
 def _no_env() -> Any:
-    raise UserError("this model was trained on an environment given as a function: pass env= to load")
+    raise UserError(
+        "this model was trained on an environment that Gymnasium cannot describe (a function or instance "
+        "without env.spec): give it on the command line with --env ENV_ID [--env-kwargs MAPPING] "
+        "[--wrapper MODULE:CLASS], or in Python with load(path, env=...)"
+    )

@@ -59,11 +59,18 @@ def _is_elementwise(cls: type[nn.Module]) -> bool:
 
 
 def observation_dim(space: spaces.Space) -> int:
-    """Size of the flat observation vector; only real-valued Box observations are supported."""
+    """Size of the flat observation vector; only real-valued Box observations are supported, and not
+    images (3-D, or 2-D of uint8), which an MLP on raw pixels would not learn from."""
     if not isinstance(space, spaces.Box):
         raise UserError(
             f"unsupported observation space {space}: trpo needs a Box observation space; wrap the "
-            "environment (e.g. gymnasium.wrappers.FlattenObservation) to turn it into one"
+            "environment (e.g. --wrapper gymnasium.wrappers:FlattenObservation) to turn it into one"
+        )
+    if len(space.shape) >= 3 or (len(space.shape) == 2 and space.dtype == np.uint8):
+        raise UserError(
+            f"observation space {space} holds images: pixel observations are not supported yet (trpo's "
+            "policies are MLPs on flat vectors, no CNN); give the environment a wrapper that turns them into "
+            "a feature vector, or flatten them with --wrapper gymnasium.wrappers:FlattenObservation"
         )
     return int(np.prod(space.shape))
 

@@ -29,7 +29,7 @@ from gymnasium import spaces
 
 from trpo.config import TRPOConfig
 from trpo.envs import EnvFactory
-from trpo.errors import NonFiniteEnvError, TrainingStopped
+from trpo.errors import NonFiniteEnvError, TrainingStopped, UserError
 from trpo.normalization import ObservationNormalizer, RewardScaler
 from trpo.policies import Actor, Critic
 from trpo.workers import MAX_WORKER_FAILURES, PolicyVersion, SamplerWorker, WorkerResult, WorkerSampler
@@ -40,11 +40,15 @@ def serve(conn: Connection, payload: bytes, index: int, n_envs: int) -> None:
 
     Messages are pickled by the standard pickler (tensors travel by value, no shared-memory handles):
     in, `(policy, env_seed, force_reset, start_step)`; out, `("ready", pid)` once, then
-    `("ok", WorkerResult)`, `("nonfinite", message, env_index, step)` or `("error", traceback)` per task.
+    `("ok", WorkerResult)`, `("nonfinite", message, env_index, step)`, `("usererror", message)` or
+    `("error", traceback)` per task (and `("usererror", message)` when the worker cannot start for the user's reason).
     """
     config, env_fn, spaces_ = cloudpickle.loads(payload)
     try:
         worker = SamplerWorker(config, env_fn, spaces_, index, n_envs)
+    except UserError as exc:  # e.g. the environment's module cannot be imported: one line for the user
+        conn.send_bytes(pickle.dumps(("usererror", str(exc))))
+        return
     except Exception:
         conn.send_bytes(pickle.dumps(("error", traceback.format_exc())))
         return
@@ -58,6 +62,8 @@ def serve(conn: Connection, payload: bytes, index: int, n_envs: int) -> None:
             reply: tuple[Any, ...] = ("ok", worker.sample(*task))
         except NonFiniteEnvError as exc:
             reply = ("nonfinite", str(exc), exc.env_index, exc.step)
+        except UserError as exc:  # e.g. an environment that broke its contract
+            reply = ("usererror", str(exc))
         except Exception:
             reply = ("error", traceback.format_exc())
         try:
@@ -142,6 +148,8 @@ class ProcessSampler(WorkerSampler):
             ) from None
         if message[0] == "error":
             raise TrainingStopped(f"sampler worker {k} could not start:\n{message[1]}")
+        if message[0] == "usererror":
+            raise UserError(message[1])
 
     def _send(self, k: int, task: tuple[Any, ...]) -> None:
         conn = self.conns[k]
@@ -187,6 +195,8 @@ class ProcessSampler(WorkerSampler):
         for k, message in enumerate(messages):
             if message[0] == "nonfinite":
                 raise NonFiniteEnvError(message[1], env_index=message[2], step=message[3])
+            if message[0] == "usererror":
+                raise UserError(message[1])
             if message[0] == "error":
                 raise TrainingStopped(f"sampler worker {k} failed:\n{message[1]}")
         return [message[1] for message in messages]

@@ -131,7 +131,7 @@ class RaySampler(WorkerSampler):
             try:
                 results[k] = ray.get(refs.pop(k))
             except ray.exceptions.RayTaskError as exc:
-                if isinstance(exc.cause, NonFiniteEnvError):
+                if isinstance(exc.cause, (NonFiniteEnvError, UserError)):
                     raise exc.cause from None
                 raise
             except ray.exceptions.RayActorError as exc:

@@ -14,17 +14,20 @@ from __future__ import annotations
 
 import ctypes.util
 import dataclasses
+import functools
 import os
 import warnings
 from collections.abc import Callable, MutableMapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import gymnasium as gym
 import numpy as np
 import tyro
 
-from trpo.envs import env_factory
+from trpo.contract import ContractChecker
+from trpo.env_spec import EnvFlags, EnvSpec
+from trpo.envs import make_env
 from trpo.errors import UserError
 from trpo.evaluation import play_episode
 
@@ -54,6 +57,15 @@ class RecordArgs:
     """Sample actions instead of taking the most likely one."""
     fps: int | None = None
     """Frames per second of the video (default: the environment's render_fps)."""
+    camera: str | None = None
+    """MuJoCo camera: a camera name of the model or its number, or 'free' (the environment's default view);
+    default: the model's 'track' camera, which follows the agent, where it has one (locomotion tasks)."""
+    width: int | None = None
+    """Frame width in pixels (MuJoCo environments; default: the environment's, 480)."""
+    height: int | None = None
+    """Frame height in pixels (MuJoCo environments; default: the environment's, 480)."""
+    env: Annotated[EnvFlags, tyro.conf.OmitArgPrefixes] = dataclasses.field(default_factory=EnvFlags)
+    """The environment (default: the one the run recorded)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,10 +127,14 @@ def record(
     deterministic: bool = True,
     fps: int | None = None,
     make_env: Callable[[], gym.Env] | None = None,
+    camera: str | None = None,
+    width: int | None = None,
+    height: int | None = None,
 ) -> Recording:
     """Render `episodes` episodes of `agent`'s policy into the MP4 file `out` (written beside it, then
     moved into place). `make_env` makes the environment with `render_mode="rgb_array"` (default: the
-    agent's env id). Episodes are seeded `seed, seed + 1, ...` (default: the run's seed + 1000)."""
+    agent's env spec, with the MuJoCo `camera`, `width` and `height`; see `render_factory`). Episodes are
+    seeded `seed, seed + 1, ...` (default: the run's seed + 1000)."""
     if episodes < 1:
         raise UserError(f"--episodes must be >= 1 (got {episodes})")
     if fps is not None and fps < 1:
@@ -126,9 +142,10 @@ def record(
     imageio = _require_imageio()
     configure_headless_rendering()
     if make_env is None:
-        if agent.env_id is None:
-            raise UserError("this model was trained on an environment given as a function: pass make_env=")
-        make_env = env_factory(agent.env_id, render_mode="rgb_array")[0]
+        if agent.env_spec is None:
+            agent.env_fn()  # says how to give an environment that could not be recorded
+            raise UserError("this model's environment could not be recorded: pass make_env=")
+        make_env = render_factory(agent.env_spec, camera, width, height)
     out = Path(out)
     if out.is_dir():
         raise UserError(f"--out {out} is a directory; give a file name such as {out / 'video.mp4'}")
@@ -138,7 +155,7 @@ def record(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # e.g. MuJoCo models' deprecation notices
         try:
-            env = make_env()
+            env = ContractChecker(make_env(), 0)
         except RuntimeError as exc:  # `import mujoco` refuses an invalid MUJOCO_GL
             if "MUJOCO_GL" not in str(exc):
                 raise
@@ -171,16 +188,59 @@ def record(
     return Recording(out, frames, rate, returns, lengths)
 
 
+TRACKING_CAMERA = "track"
+"""The camera of Gymnasium's MuJoCo locomotion models that follows the agent's centre of mass."""
+
+
+def render_factory(
+    spec: EnvSpec, camera: str | None = None, width: int | None = None, height: int | None = None
+) -> Callable[[], gym.Env]:
+    """A factory of `spec`'s environment rendering RGB frames: `camera` (a MuJoCo camera name or number,
+    or 'free') and `width`/`height` become the MuJoCo env kwargs camera_name/camera_id, width, height.
+    Without `camera`, a MuJoCo model's 'track' camera is used where it has one, so the video follows the agent."""
+    for name, value in (("--width", width), ("--height", height)):
+        if value is not None and value < 1:
+            raise UserError(f"{name} must be >= 1 (got {value})")
+    overrides: dict[str, Any] = {"render_mode": "rgb_array"}
+    overrides.update({k: v for k, v in (("width", width), ("height", height)) if v is not None})
+    if camera is not None and camera != "free":
+        overrides.update({"camera_id": int(camera)} if camera.isdigit() else {"camera_name": camera})
+    if camera is None and "camera_id" not in spec.kwargs and "camera_name" not in spec.kwargs:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            probe = make_env(spec)
+        try:
+            if _has_camera(probe, TRACKING_CAMERA):
+                overrides["camera_name"] = TRACKING_CAMERA
+        finally:
+            probe.close()
+    return functools.partial(make_env, spec, **overrides)
+
+
+def _has_camera(env: gym.Env, name: str) -> bool:
+    """Whether `env` is a MuJoCo environment whose model has a camera called `name`."""
+    model = getattr(env.unwrapped, "model", None)
+    if model is None or "mujoco" not in type(env.unwrapped).__module__:
+        return False
+    import mujoco
+
+    return bool(mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, name) >= 0)
+
+
 def record_command(argv: list[str]) -> int:
     """`trpo record RUN_DIR [--out FILE.mp4] [--episodes N] [--seed S] [--stochastic] [--fps F]`."""
     from trpo.algorithm import TRPO
-    from trpo.cli import _parse
+    from trpo.cli import _parse, _with_env_flags
 
     args = _parse(RecordArgs, argv, "trpo record")
     _require_imageio()
     agent = TRPO.load(args.run_dir)
+    _with_env_flags(agent, args.env)
     out = args.out if args.out is not None else args.run_dir / "video.mp4"
-    result = record(agent, out, args.episodes, args.seed, not args.stochastic, args.fps)
+    result = record(
+        agent, out, args.episodes, args.seed, not args.stochastic, args.fps,
+        camera=args.camera, width=args.width, height=args.height,
+    )  # fmt: skip
     returns = ", ".join(f"{r:.1f}" for r in result.returns)
     print(
         f"wrote {result.path}: {len(result.returns)} episode(s), {result.frames} frames at {result.fps} fps "

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from trpo import env_state
 from trpo.distributions import Distribution
-from trpo.errors import NonFiniteEnvError
+from trpo.errors import EnvContractError, NonFiniteEnvError
 from trpo.normalization import ObservationNormalizer, RewardScaler
 from trpo.policies import ActionSampler, Actor, Critic, StateDependentNoise, observation_dim
 
@@ -193,7 +193,10 @@ class EnvRunner:
 
     def reset(self, seed: int | None) -> None:
         """Start new episodes in every env (seeded `seed, seed + 1, ...`)."""
-        raw_obs, _ = self.envs.reset(seed=seed)
+        try:
+            raw_obs, _ = self.envs.reset(seed=seed)
+        except EnvContractError as exc:
+            raise _at_step(exc, None) from None
         self._check_finite("observation", raw_obs, -1, 0)
         self.raw_obs = raw_obs
         self.obs_normalizer.update(raw_obs)
@@ -260,7 +263,10 @@ class EnvRunner:
             action = self.sample_actions(obs)
             self.actions[t] = action
 
-            raw_obs, reward, terminated, truncated, info = self.envs.step(self.action_transform(action.numpy()))
+            try:
+                raw_obs, reward, terminated, truncated, info = self.envs.step(self.action_transform(action.numpy()))
+            except EnvContractError as exc:
+                raise _at_step(exc, start_step + (t + 1) * self.n_envs) from None
             self._check_finite("reward", reward, t, start_step)
             self._check_finite("observation", raw_obs, t, start_step)
             ended = terminated | truncated
@@ -290,6 +296,11 @@ class EnvRunner:
             self.stats.episodes += 1
         self.episode_return[ended] = 0.0
         self.episode_length[ended] = 0
+
+
+def _at_step(exc: EnvContractError, step: int | None) -> EnvContractError:
+    """The error with the run's step added (an error rebuilt by AsyncVectorEnv keeps its message)."""
+    return exc if exc.env_index < 0 else EnvContractError(exc.problem, exc.env_index, step, exc.episode_step)
 
 
 def restore_episode_stats(stats: EpisodeStats, data: dict[str, Any]) -> None:

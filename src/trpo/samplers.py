@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+import gymnasium as gym
 import torch
 from gymnasium import spaces
 from torch import Tensor
@@ -62,8 +63,10 @@ def make_sampler(
     obs_normalizer: ObservationNormalizer,
     reward_scaler: RewardScaler,
     generator: torch.Generator,
+    envs: gym.vector.VectorEnv | None = None,
 ) -> Sampler:
-    """The sampler `config.sampler` names, sampling with `actor` and normalising with the learner's statistics."""
+    """The sampler `config.sampler` names, sampling with `actor` and normalising with the learner's statistics
+    (on `envs` when the user gave a vector env)."""
     if config.sampler == "process":
         from trpo.process_sampler import ProcessSampler
 
@@ -72,7 +75,8 @@ def make_sampler(
         from trpo.ray_sampler import RaySampler
 
         return RaySampler(config, env_fn, spaces_, actor, critic, obs_normalizer, reward_scaler)
-    envs = make_vector_env(env_fn, config.n_envs, config.sampler)
+    if envs is None:
+        envs = make_vector_env(env_fn, config.n_envs, config.sampler)
     return RolloutCollector(
         envs, actor, critic, obs_normalizer, reward_scaler, config.n_steps, generator, config.sde_sample_freq
     )

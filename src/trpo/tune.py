@@ -18,6 +18,7 @@ import csv
 import dataclasses
 import math
 import multiprocessing
+import shlex
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -27,6 +28,7 @@ import yaml
 
 from trpo.callbacks import EVAL_RETURN, Callback
 from trpo.config import TRPOConfig, load_yaml_config
+from trpo.env_spec import EnvSpec, command_spec
 from trpo.errors import ConfigError, TrainingStopped, UserError
 from trpo.presets import preset_config
 
@@ -82,7 +84,11 @@ class TuneArgs:
     evaluation); the study is stored and resumes when the command is run again."""
 
     env_id: Annotated[tyro.conf.Positional[str], tyro.conf.arg(metavar="ENV_ID")]
-    """Gymnasium environment id, e.g. Pendulum-v1."""
+    """Gymnasium environment id, e.g. Pendulum-v1 (MODULE:ENV_ID imports MODULE first)."""
+    env_kwargs: Annotated[str | None, tyro.conf.arg(metavar="MAPPING", help_behavior_hint="")] = None
+    """Keyword arguments of the environment, a JSON or YAML mapping (as `trpo train --env-kwargs`)."""
+    wrapper: Annotated[tuple[str, ...], tyro.conf.UseAppendAction, tyro.conf.arg(metavar="MODULE:CLASS")] = ()
+    """Wrapper around every environment, MODULE:CLASS or MODULE:CLASS={"kwarg": value} (as `trpo train --wrapper`)."""
     trials: int = 20
     """Trials to run in this invocation (added to those the study already holds)."""
     steps_per_trial: int = 100_000
@@ -136,7 +142,7 @@ class PruneOnEvaluation(Callback):
 
 def base_config(args: TuneArgs) -> TRPOConfig:
     """The configuration every trial starts from: preset (or defaults), then --config."""
-    base = preset_config(args.env_id)[0] if args.preset else TRPOConfig()
+    base = preset_config(EnvSpec(args.env_id).registered_id)[0] if args.preset else TRPOConfig()
     if args.config is not None:
         base = load_yaml_config(args.config, base=base)
     return base.replace(
@@ -167,7 +173,7 @@ def objective(args: TuneArgs, trial: optuna.Trial) -> float:
 
     config = trial_config(trial, base_config(args), search_space(args.params), args.seed + trial.number)
     pruner = PruneOnEvaluation(trial, enabled=args.pruning)
-    agent = make_agent(args.env_id, config)
+    agent = make_agent(command_spec(args.env_id, args.config, args.env_kwargs, args.wrapper), config)
     try:
         agent.learn(callback=pruner)
     finally:
@@ -285,7 +291,8 @@ def train_command_of(args: TuneArgs) -> str:
     flags = [] if args.preset else ["--no-preset"]
     if args.config is not None:
         flags += ["--config", str(args.config)]
-    return " ".join(["trpo train", args.env_id, *flags, "--config", str(args.out / "best.yaml")])
+    env = command_spec(args.env_id, args.config, args.env_kwargs, args.wrapper).flags()
+    return shlex.join(["trpo", "train", args.env_id, *env, *flags, "--config", str(args.out / "best.yaml")])
 
 
 def write_best(args: TuneArgs, best: optuna.trial.FrozenTrial, base: TRPOConfig) -> None:

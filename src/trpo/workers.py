@@ -35,8 +35,8 @@ from torch import Tensor
 
 from trpo.config import TRPOConfig
 from trpo.envs import EnvFactory, make_vector_env
-from trpo.errors import NonFiniteEnvError
-from trpo.normalization import ObservationNormalizer, RewardScaler, RunningMeanStd
+from trpo.errors import EnvContractError, NonFiniteEnvError
+from trpo.normalization import ObservationNormalizer, RewardScaler, RunningMeanStd, flat_batch
 from trpo.policies import Actor, Critic, make_distribution, observation_dim
 from trpo.rollout import (
     Batch,
@@ -107,7 +107,7 @@ class TrackingNormalizer(ObservationNormalizer):
     def update(self, obs: NDArray[np.floating]) -> None:
         super().update(obs)
         if self.enabled:
-            self.delta.update(obs)
+            self.delta.update(flat_batch(obs))
 
 
 class SamplerWorker:
@@ -161,6 +161,11 @@ class SamplerWorker:
         episodes_before = self.runner.stats.episodes
         try:
             rollout = self.runner.run(start_step)
+        except EnvContractError as exc:
+            self.fresh = True
+            offset = self.index * self.n_envs
+            where = f"sampler worker {self.index} (environments {offset}-{offset + self.n_envs - 1}): "
+            raise EnvContractError(exc.problem, exc.env_index + offset, exc.step, exc.episode_step, where) from None
         except NonFiniteEnvError as exc:
             self.fresh = True  # the envs are mid-episode in an unknown state: restart them next time
             offset = self.index * self.n_envs
