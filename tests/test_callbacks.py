@@ -141,3 +141,27 @@ def test_the_api_applies_the_envs_preset_when_no_config_is_given() -> None:
     explicit = TRPO("Pendulum-v1", TRPOConfig(), seed=0)  # a config given: exactly that config
     assert explicit.preset is None and explicit.config.n_envs == TRPOConfig().n_envs
     assert TRPO("Acrobot-v1").preset is None and TRPO("Acrobot-v1").config == TRPOConfig()  # no preset: defaults
+
+
+def test_cli_save_best_and_stop_at_return(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    run = tmp_path / "run"
+    argv = ["train", "CartPole-v1", "--n-envs", "2", "--n-steps", "64", "--total-steps", "20000", "--quiet",
+            "--eval-every", "1", "--eval-every-episodes", "1", "--eval-episodes", "1",
+            "--run-dir", str(run)]  # fmt: skip
+    assert main([*argv, "--save-best", "--stop-at-return", "15"]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["stopped_by"].startswith("StopAtReturn: evaluation mean return") and summary["total_steps"] < 20000
+    evaluations = [float(r["eval/mean_return"]) for r in rows(run)]
+    assert evaluations[-1] >= 15 and all(v < 15 for v in evaluations[:-1])  # stopped at the first one reaching it
+    assert summary["best_return"] == max(evaluations) and (run / "best" / "best.json").exists()
+    assert load(run / "best").num_steps == summary["best_step"]
+    # resuming keeps the best so far: it is only replaced by a better evaluation
+    best = json.loads((run / "best" / "best.json").read_text())
+    assert best == {"mean_return": summary["best_return"], "step": summary["best_step"]}
+    capsys.readouterr()
+    assert main(["train", "CartPole-v1", "--run-dir", str(tmp_path / "r2"), "--save-best", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --save-best need") and "--eval-every N" in err and err.count("\n") == 1
+    assert not (tmp_path / "r2").exists()

@@ -78,3 +78,27 @@ def test_offline_run_holds_the_logged_values(tmp_path: Path, monkeypatch: pytest
     assert {"train/kl", "rollout/ep_return_mean", "time/steps"} <= logged <= set(header)  # progress.csv's keys
     assert summary["mean_return"] == 42.5 and summary["total_steps"] == 384
     assert "0.015" in config_values.get("max_kl", "")
+
+
+def test_cli_track_wandb_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from trpo.cli import main
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    run_dir = tmp_path / "runs" / "cp"
+    argv = ["train", "CartPole-v1", "--track", "wandb", "--n-envs", "2", "--n-steps", "64", "--total-steps", "256",
+            "--eval-episodes", "2", "--quiet", "--run-dir", str(run_dir)]  # fmt: skip
+    assert main(argv) == 0
+    files = list(run_dir.glob("wandb/offline-run-*/run-*.wandb"))
+    assert len(files) == 1
+    deadline = time.monotonic() + 60
+    while not any(r.WhichOneof("record_type") == "exit" for r in wandb_records(files[0])):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    summary: dict = {}
+    for record in wandb_records(files[0]):
+        if record.WhichOneof("record_type") == "summary":
+            summary.update({key_of(i): json.loads(i.value_json) for i in record.summary.update})
+    written = json.loads((run_dir / "summary.json").read_text())
+    assert summary["mean_return"] == pytest.approx(written["mean_return"]) and summary["total_steps"] == 256
+    assert "wandb" not in (run_dir / "config.yaml").read_text()  # tracking is never stored in the run

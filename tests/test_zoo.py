@@ -123,3 +123,22 @@ def test_missing_env_and_unreadable_files(zoo_file: Path, tmp_path: Path) -> Non
     (tmp_path / "bin.yml").write_bytes(b"\xff\xfe\x00")
     with pytest.raises(ConfigError, match="not readable YAML"):
         read_zoo_entry(tmp_path / "bin.yml", "CartPole-v1")
+
+
+def test_cli_zoo_file_replaces_the_preset(zoo_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from trpo.cli import main
+
+    run = tmp_path / "run"
+    argv = ["train", "CartPole-v1", "--zoo", str(zoo_file), "--total-steps", "1024", "--quiet", "--run-dir", str(run)]
+    assert main(argv) == 0
+    assert "preset: RL-Zoo" in capsys.readouterr().err
+    config = (run / "config.yaml").read_text()
+    assert "n_envs: 2\n" in config and "n_steps: 512\n" in config and "vf_minibatch_size: 512\n" in config
+    assert "max_kl: 0.01\n" in config and "normalize_obs: false\n" in config  # sb3-contrib's defaults
+    assert main(["train", "Bad-v0", "--zoo", str(zoo_file), "--run-dir", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err
+    assert "frame_stack: 4 has no trpo equivalent" in err and "Traceback" not in err
+    assert (
+        main(["train", "CartPole-v1", "--zoo", str(zoo_file), "--algo", "ppo", "--run-dir", str(tmp_path / "p")]) == 2
+    )
+    assert "--zoo reads RL-Zoo's TRPO entries" in capsys.readouterr().err

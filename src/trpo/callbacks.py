@@ -11,11 +11,13 @@ learner is checkpointed as at any end, and `agent.stop_reason` says which callba
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from trpo.checkpoint import atomic_write_text
 from trpo.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -90,7 +92,8 @@ class SaveBest(Callback):
     """Save the learner whenever the periodic deterministic evaluation (`eval_every`) beats its best so far.
 
     The model goes to `path` (default: RUN_DIR/best, a model directory that `trpo eval`, `record` and
-    `export` read, as `trpo.load` does). `best_return` and `best_step` say what it holds.
+    `export` read, as `trpo.load` does), with its evaluation in `path/best.json`, so that a resumed run
+    only replaces it with a better one. `best_return` and `best_step` say what it holds.
     """
 
     def __init__(self, path: str | Path | None = None) -> None:
@@ -104,6 +107,7 @@ class SaveBest(Callback):
             if run_dir is None:
                 raise ConfigError("SaveBest needs a path, or a run_dir given to learn() (it saves to RUN_DIR/best)")
             self.path = Path(run_dir) / "best"
+        self.best_return, self.best_step = _read_best(self.path / BEST_FILE)
 
     def on_update(self, agent: TRPO, stats: Mapping[str, float]) -> bool | None:
         value = stats.get(EVAL_RETURN, math.nan)
@@ -111,7 +115,22 @@ class SaveBest(Callback):
             assert self.path is not None
             agent.save(self.path)
             self.best_return, self.best_step = value, agent.num_steps
+            text = json.dumps({"mean_return": value, "step": agent.num_steps}) + "\n"
+            atomic_write_text(self.path / BEST_FILE, text)
         return None
+
+
+BEST_FILE = "best.json"
+
+
+def _read_best(path: Path) -> tuple[float, int]:
+    """The (return, step) a previous SaveBest recorded; (-inf, -1) if none or unreadable (data, never code)."""
+    try:
+        data = json.loads(path.read_text()[:1000])
+        value, step = float(data["mean_return"]), int(data["step"])
+    except (OSError, ValueError, TypeError, KeyError, OverflowError):
+        return -math.inf, -1
+    return (value, step) if math.isfinite(value) else (-math.inf, -1)
 
 
 class StopAtReturn(Callback):

@@ -11,10 +11,11 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeVar, cast
+from typing import TYPE_CHECKING, Annotated, Literal, TypeVar, cast
 
 import tyro
 
+from trpo.callbacks import Callback, SaveBest
 from trpo.checkpoint import atomic_write_text
 from trpo.config import TRPOConfig, load_yaml_config, load_yaml_env, save_yaml_config
 from trpo.env_spec import EnvFlags, EnvSpec, cli_spec, spec_from_data
@@ -69,6 +70,18 @@ class TrainArgs:
     """Print a table of the main diagnostics every N updates above the progress bar (0 = never)."""
     json_lines: bool = False
     """Print one JSON object per update (and alarms and the summary as JSON objects) instead of the bar."""
+    zoo: Annotated[Path | None, tyro.conf.arg(metavar="FILE")] = None
+    """RL-Zoo TRPO hyperparameter file (e.g. its trpo.yml): ENV_ID's entry, on sb3-contrib's defaults,
+    replaces the preset; --config and flags apply on top. Keys with no trpo equivalent are refused."""
+    save_best: bool = False
+    """Keep the model of the best periodic evaluation (needs --eval-every N) in RUN_DIR/best."""
+    stop_at_return: Annotated[float | None, tyro.conf.arg(metavar="FLOAT", help_behavior_hint="")] = None
+    """Stop once a periodic evaluation's mean return reaches this (needs --eval-every N); checkpointed."""
+    track: Literal["none", "wandb"] = "none"
+    """Also log to Weights & Biases (pip install 'trpo[wandb]'; WANDB_MODE=offline works without network).
+    A choice of this invocation: never stored in the run."""
+    wandb_project: str = "trpo"
+    """W&B project of --track wandb (the run is named after the run directory, grouped by its parent)."""
     hp: Annotated[TRPOConfig, tyro.conf.OmitArgPrefixes] = dataclasses.field(default_factory=TRPOConfig)
     """Hyperparameters."""
 
@@ -133,7 +146,10 @@ def _parse_train(argv: list[str]) -> tuple[TrainArgs, str | None, EnvSpec | None
     algo = first.hp.algo
     if algo == "trpo" and first.config is not None:  # no --algo flag: the config file may name one
         algo = load_yaml_config(first.config).algo
-    if first.preset:
+    preset: str | None
+    if first.zoo is not None:
+        base, preset = _zoo_config(first.zoo, EnvSpec(str(env_id)).registered_id, algo)
+    elif first.preset:
         base, preset = preset_config(EnvSpec(str(env_id)).registered_id, algo=algo)
     else:
         base, preset = TRPOConfig().replace(algo=algo), None
@@ -143,6 +159,36 @@ def _parse_train(argv: list[str]) -> tuple[TrainArgs, str | None, EnvSpec | None
     args = _parse(TrainArgs, argv, "trpo train", default=default)
     recorded = spec_from_data({**file_env, "env_id": env_id}, str(first.config))
     return args, preset, cli_spec(None, args.env_kwargs, args.wrapper, recorded)
+
+
+def _zoo_config(path: Path, env_id: str, algo: str) -> tuple[TRPOConfig, str]:
+    """The config of ENV_ID's entry in an RL-Zoo TRPO file (in place of the preset)."""
+    from trpo.config import config_from_dict
+    from trpo.zoo import read_zoo_entry, zoo_fields
+
+    if algo not in ("trpo", "npg"):
+        raise UserError(f"--zoo reads RL-Zoo's TRPO entries; --algo {algo} takes other hyperparameters")
+    fields = zoo_fields(read_zoo_entry(path, env_id), source=f"--zoo {path}: {env_id}")
+    return config_from_dict(fields, base=TRPOConfig().replace(algo=algo), source=f"--zoo {path}"), f"RL-Zoo {path}"
+
+
+def _callbacks(args: TrainArgs, config: TRPOConfig) -> list[Callback]:
+    """The callbacks the invocation's flags ask for (checked before anything is written)."""
+    from trpo.callbacks import StopAtReturn
+
+    wanted = ["--save-best"] * args.save_best + ["--stop-at-return"] * (args.stop_at_return is not None)
+    if wanted and config.eval_every < 1:
+        raise UserError(f"{' and '.join(wanted)} need periodic evaluation: add --eval-every N (updates)")
+    callbacks: list[Callback] = []
+    if args.save_best:
+        callbacks.append(SaveBest())
+    if args.stop_at_return is not None:
+        callbacks.append(StopAtReturn(args.stop_at_return))
+    if args.track == "wandb":
+        from trpo.tracking import WandbTracker
+
+        callbacks.append(WandbTracker(project=args.wandb_project))
+    return callbacks
 
 
 def _with_env_flags(agent: TRPO, flags: EnvFlags) -> None:
@@ -188,11 +234,13 @@ def train(argv: list[str]) -> int:
         if agent.env_spec is None:
             agent.env_fn()  # says how to give the environment that could not be recorded
         config = agent.config
+        callbacks = _callbacks(args, config)
         print(f"resuming {run_dir} at step {agent.num_steps:,} of {config.total_steps:,}", file=sys.stderr)
         env_id = agent.env_id or "?"
     else:
         assert spec is not None
         config = args.hp.validate()
+        callbacks = _callbacks(args, config)
         agent = make_agent(spec, config)  # checks the env spec and its spaces before anything is written
         agent.start_sampler()  # failing environments, workers or Ray cluster: reported before the run dir exists
         env_id = spec.id
@@ -209,6 +257,7 @@ def train(argv: list[str]) -> int:
         agent.learn(
             until=config.total_steps,
             run_dir=run_dir,
+            callback=callbacks,
             progress_bar=not (args.quiet or args.json_lines),
             table_every=0 if args.quiet else args.table_every,
             json_lines=args.json_lines,
@@ -231,7 +280,16 @@ def train(argv: list[str]) -> int:
             mean_return=result["mean_return"], std_return=result["std_return"], eval_episodes=result["episodes"]
         )
     summary["alarms"] = agent.alarms
+    if agent.stop_reason:
+        summary["stopped_by"] = agent.stop_reason
+    for c in callbacks:
+        if isinstance(c, SaveBest) and c.best_step >= 0:
+            summary.update(best_return=c.best_return, best_step=c.best_step, best_model=str(c.path))
     atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=1) + "\n")
+    for c in callbacks:
+        finish = getattr(c, "finish", None)  # the W&B run gets the summary, then closes
+        if finish is not None:
+            finish({k: v for k, v in summary.items() if k != "alarms"})
     if args.json_lines:
         print(json.dumps({"summary": summary, "run_dir": str(run_dir)}))
         return 0
