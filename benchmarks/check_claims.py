@@ -114,7 +114,7 @@ def resolved_configs(command: str) -> dict[str, object]:
         steps = option(ours, "--steps")
         configs: dict[str, object] = {}
         for env_id in option(ours, "--envs"):
-            args, _ = _parse_train([env_id, "--total-steps", *steps, *train_flags])
+            args = _parse_train([env_id, "--total-steps", *steps, *train_flags])[0]
             configs[env_id] = args.hp
         return configs
     if script == "throughput.py" and "like-for-like" not in " ".join(option(argv, "--modes")):
