@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import gymnasium as gym
@@ -85,4 +86,5 @@ def test_evaluation_is_deterministic_unless_asked(monkeypatch: pytest.MonkeyPatc
     calls.clear()
     evaluate(agent, episodes=2, deterministic=False)
     assert calls and not any(calls)
-    assert evaluate.__defaults__ == (10, True, None)  # 10 deterministic episodes unless told otherwise
+    defaults = inspect.signature(evaluate).parameters
+    assert defaults["episodes"].default == 10 and defaults["deterministic"].default is True  # unless told otherwise
