@@ -9,7 +9,7 @@ pinned by a comment line directly above it (other pins or comments may stand bet
 
 `config` pins are resolved with trpo's own parsing, as `trpo train` would (the env's preset unless
 `--no-preset`, then the flags after `--`): `benchmarks/returns.py` runs resolve their `trpo train`
-arguments; `benchmarks/throughput.py` resolves its `preset` mode (the env's preset). A field that
+arguments; `benchmarks/throughput.py` resolves its `preset` mode (the env's preset) when it runs it. A field that
 resolves to another value fails the check. `measured at` pins must name a commit of this repository.
 A command with no pin fails: a figure nobody can reproduce is not a claim.
 
@@ -117,7 +117,8 @@ def resolved_configs(command: str) -> dict[str, object]:
             args = _parse_train([env_id, "--total-steps", *steps, *train_flags])[0]
             configs[env_id] = args.hp
         return configs
-    if script == "throughput.py" and "like-for-like" not in " ".join(option(argv, "--modes")):
+    modes = option(argv, "--modes")
+    if script == "throughput.py" and (not modes or "preset" in modes):  # pins state the preset mode's config
         return {env_id: preset_config(env_id)[0] for env_id in option(argv, "--envs")}
     return {}
 
