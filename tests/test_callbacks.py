@@ -75,9 +75,11 @@ def test_a_function_that_returns_false_stops_training_after_a_checkpoint(tmp_pat
     def stop_after_two(agent: TRPO, stats: dict) -> bool:
         return agent.num_updates < 2
 
-    agent = TRPO("CartPole-v1", SMALL, seed=0).learn(10_000, run_dir=tmp_path, callback=[recorder, stop_after_two])
+    after = Recorder()  # a callback after the one that stops still sees the last update
+    callbacks = [recorder, stop_after_two, after]
+    agent = TRPO("CartPole-v1", SMALL, seed=0).learn(10_000, run_dir=tmp_path, callback=callbacks)
     assert agent.num_updates == 2 and agent.stop_reason == "stop_after_two"
-    assert recorder.events == ["start True", "update 1 True", "update 2 True", "end"]
+    assert recorder.events == after.events == ["start True", "update 1 True", "update 2 True", "end"]
     assert load(tmp_path / "checkpoint").num_updates == 2  # the stop was checkpointed
     assert len(rows(tmp_path)) == 2
 

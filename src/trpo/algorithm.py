@@ -255,9 +255,8 @@ class TRPO:
                         logger.alarm(alarm)
                     if cfg.checkpoint_every and self.num_updates % cfg.checkpoint_every == 0:
                         checkpoint()
-                    self.stop_reason = next(
-                        (c.stop_reason() for c in callbacks if c.on_update(self, stats) is False), ""
-                    )
+                    stops = [c.stop_reason() for c in callbacks if c.on_update(self, stats) is False]  # all run
+                    self.stop_reason = stops[0] if stops else ""
                 if self.rejected_in_a_row >= cfg.max_rejected_updates:
                     checkpoint()
                     raise TrainingStopped(
