@@ -114,3 +114,14 @@ def test_training_without_mujoco_installed(tmp_path: Path) -> None:
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=fake_missing(tmp_path, "mujoco"))
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "run" / "checkpoint" / "state.json").exists()
+
+
+def test_every_planted_bug_still_applies_to_the_code() -> None:
+    """benchmarks/planted_bugs.py edits lines of src/trpo: each must still be there exactly once, and each
+    bug's tests must exist (running the bugs themselves is `make mutation`, outside CI)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import planted_bugs
+
+    for bug in planted_bugs.BUGS:
+        assert (ROOT / "src" / "trpo" / bug.file).read_text().count(bug.old) == 1, bug.name
+        assert all((ROOT / test.split("::")[0]).exists() for test in bug.tests), bug.name
