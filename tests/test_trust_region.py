@@ -63,15 +63,33 @@ def test_cg_stops_on_relative_residual() -> None:
 
 
 def test_cg_reports_a_nonfinite_matrix_product() -> None:
+    """A NaN/inf product or right-hand side: finite=False, a NaN residual, the iterate and iteration count
+    reached so far (what the learner logs before rejecting the update)."""
     result = conjugate_gradient(lambda v: v * float("nan"), torch.ones(3), max_iters=10, tol=1e-10)
-    assert not result.finite
-    assert not conjugate_gradient(lambda v: v, torch.tensor([1.0, float("inf")]), 10, 1e-10).finite
+    assert not result.finite and math.isnan(result.relative_residual) and result.iterations == 1
+    assert torch.equal(result.x, torch.zeros(3, dtype=torch.float64))
+    bad_b = conjugate_gradient(lambda v: v, torch.tensor([1.0, float("inf")]), 10, 1e-10)
+    assert not bad_b.finite and bad_b.iterations == 0 and math.isnan(bad_b.relative_residual)
+    assert torch.equal(bad_b.x, torch.zeros(2, dtype=torch.float64))
     assert conjugate_gradient(lambda v: v, torch.ones(3), 10, 1e-10).finite
+    # the product turns NaN at the second iteration: the first iterate is kept
+    calls = []
+
+    def nan_on_second_call(v: torch.Tensor) -> torch.Tensor:
+        calls.append(1)
+        scale = torch.tensor([1.0, 3.0], dtype=v.dtype)  # A = diag(1, 3): not solved in one step
+        return scale * v if len(calls) == 1 else v * float("nan")
+
+    late = conjugate_gradient(nan_on_second_call, torch.tensor([1.0, 2.0]), 10, 1e-30)
+    assert not late.finite and late.iterations == 2 and math.isnan(late.relative_residual)
+    # one CG step from 0: alpha = r.r / p.Ap = 5 / 13 along p = b
+    assert torch.allclose(late.x, torch.tensor([5 / 13, 10 / 13], dtype=torch.float64))
 
 
 def test_cg_of_zero_gradient_is_zero() -> None:
     result = conjugate_gradient(lambda v: v, torch.zeros(4), max_iters=10, tol=1e-10)
     assert result.iterations == 0 and torch.equal(result.x, torch.zeros(4, dtype=torch.float64))
+    assert result.relative_residual == 0.0 and result.finite
 
 
 DISTRIBUTIONS: dict[str, Distribution] = {
