@@ -66,10 +66,10 @@ def test_cg_reports_a_nonfinite_matrix_product() -> None:
     """A NaN/inf product or right-hand side: finite=False, a NaN residual, the iterate and iteration count
     reached so far (what the learner logs before rejecting the update)."""
     result = conjugate_gradient(lambda v: v * float("nan"), torch.ones(3), max_iters=10, tol=1e-10)
-    assert not result.finite and math.isnan(result.relative_residual) and result.iterations == 1
+    assert result.finite is False and math.isnan(result.relative_residual) and result.iterations == 1
     assert torch.equal(result.x, torch.zeros(3, dtype=torch.float64))
     bad_b = conjugate_gradient(lambda v: v, torch.tensor([1.0, float("inf")]), 10, 1e-10)
-    assert not bad_b.finite and bad_b.iterations == 0 and math.isnan(bad_b.relative_residual)
+    assert bad_b.finite is False and bad_b.iterations == 0 and math.isnan(bad_b.relative_residual)
     assert torch.equal(bad_b.x, torch.zeros(2, dtype=torch.float64))
     assert conjugate_gradient(lambda v: v, torch.ones(3), 10, 1e-10).finite
     # the product turns NaN at the second iteration: the first iterate is kept
@@ -81,9 +81,27 @@ def test_cg_reports_a_nonfinite_matrix_product() -> None:
         return scale * v if len(calls) == 1 else v * float("nan")
 
     late = conjugate_gradient(nan_on_second_call, torch.tensor([1.0, 2.0]), 10, 1e-30)
-    assert not late.finite and late.iterations == 2 and math.isnan(late.relative_residual)
+    assert late.finite is False and late.iterations == 2 and math.isnan(late.relative_residual)
     # one CG step from 0: alpha = r.r / p.Ap = 5 / 13 along p = b
     assert torch.allclose(late.x, torch.tensor([5 / 13, 10 / 13], dtype=torch.float64))
+
+
+def test_cg_keeps_the_iterate_where_the_matrix_is_not_positive_definite() -> None:
+    """p^T A p <= 0 (a singular or indefinite direction): stop with the iterate so far, never divide by it."""
+    for matvec in (lambda v: 0 * v, lambda v: -v):
+        result = conjugate_gradient(matvec, torch.ones(3), max_iters=10, tol=1e-10)
+        assert result.finite and result.iterations == 1
+        assert torch.equal(result.x, torch.zeros(3, dtype=torch.float64))
+
+
+def test_cg_tolerance_is_relative_to_the_gradient() -> None:
+    """A = diag(1, 2), b = 1e3 [1, 1e-4]: one step leaves ||r|| / ||b|| ~ 1e-4 (||r|| ~ 0.1), so tol 1e-3 stops
+    it after one iteration whatever the scale of b."""
+    f = torch.diag(torch.tensor([1.0, 2.0], dtype=torch.float64))
+    for scale in (1.0, 1e3, 1e-3):
+        b = scale * torch.tensor([1.0, 1e-4], dtype=torch.float64)
+        result = conjugate_gradient(lambda v: f @ v, b, max_iters=10, tol=1e-3)
+        assert result.iterations == 1 and 0 < result.relative_residual < 1e-3
 
 
 def test_cg_of_zero_gradient_is_zero() -> None:
