@@ -78,7 +78,11 @@ def test_pruning_stops_training_at_the_first_evaluation() -> None:
 
 @pytest.mark.parametrize(
     ("extra", "message"),
-    [(["--params", "nope"], "not in the search space"), (["--trials", "0"], "--trials must be >= 1")],
+    [
+        (["--params", "nope"], "not in the search space"),
+        (["--trials", "0"], "--trials must be >= 1"),
+        (["--storage", "nosuchdb://x"], "--storage nosuchdb://x: cannot open the study"),
+    ],
 )
 def test_bad_arguments_are_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str

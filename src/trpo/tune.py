@@ -229,7 +229,12 @@ def tune(args: TuneArgs) -> str:
     if args.out.exists() and not args.out.is_dir():
         raise UserError(f"--out {args.out} is a file; choose a directory")
     args.out.mkdir(parents=True, exist_ok=True)
-    open_study(args)  # created once, before the workers open it
+    try:
+        open_study(args)  # created once, before the workers open it
+    except Exception as exc:  # Optuna and SQLAlchemy raise many kinds for a storage they cannot open
+        storage = args.storage or f"sqlite:///{args.out / 'study.db'}"
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(f"--storage {storage}: cannot open the study ({first})") from None
     shares = [args.trials // args.workers + (i < args.trials % args.workers) for i in range(args.workers)]
     if args.workers == 1:
         run_trials(args, args.trials)
