@@ -51,6 +51,7 @@ lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # Not part of CI (it takes long): the planted bugs of benchmarks/planted_bugs.py, each of which a test must
 # catch, then mutmut's generated mutants of the math, advantages, normalisation and evaluation

@@ -103,8 +103,8 @@ def option(argv: list[str], name: str) -> list[str]:
 
 def resolved_configs(command: str) -> dict[str, object]:
     """env id -> the TRPOConfig the command trains with today (returns.py; throughput.py's preset mode)."""
-    from trpo.cli import _parse_train
-    from trpo.presets import preset_config
+    from trpo.cli.train import _parse_train
+    from trpo.config.presets import preset_config
 
     argv = shlex.split(command)
     script = Path(argv[1]).name if argv[0] == "python" else ""

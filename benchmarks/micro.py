@@ -19,10 +19,10 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from torch.func import functional_call, jvp, linearize, vjp
 
 from _deps import require
-from trpo.algorithm import explained_variance
-from trpo.distributions import DiagGaussian
-from trpo.policies import Actor, Critic, FastForward
-from trpo.trust_region import analytic_fvp, detached_params, double_backprop_fvp, flatten
+from trpo.algos.learner import explained_variance
+from trpo.core.distributions import DiagGaussian
+from trpo.core.networks import Actor, Critic, FastForward
+from trpo.core.trust_region import analytic_fvp, detached_params, double_backprop_fvp, flatten
 
 warnings.filterwarnings("ignore")
 torch.set_num_threads(1)

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from _deps import require
-from trpo.parallel import run_all, train_command
-from trpo.plotting import STEPS, Run, load_run, plot_curves
+from trpo.tools.parallel import run_all, train_command
+from trpo.tools.plot import STEPS, Run, load_run, plot_curves
 
 TRAIN_RETURN = "rollout/ep_return_mean"
 
@@ -51,7 +51,7 @@ class Job:
 
     @property
     def arguments(self) -> str:
-        return shlex.join(self.command[3:])  # after `python -m trpo.cli`
+        return shlex.join(self.command[3:])  # after `python -m trpo`
 
     def finished(self) -> bool:
         """A finished run of the identical command is in run_dir (runs are deterministic)."""

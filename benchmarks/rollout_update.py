@@ -28,7 +28,7 @@ def main() -> None:
         fvp_subsample=1.0, max_kl=0.01,
     )  # fmt: skip
     agent = TRPO("HalfCheetah-v5", config, seed=0)
-    collector = agent._rollout_collector()
+    collector = agent.start_sampler()
     rollouts, updates = [], []
     for _ in range(args.updates):
         start = time.perf_counter()

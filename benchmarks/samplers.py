@@ -49,15 +49,15 @@ SAMPLERS: dict[str, dict[str, Any]] = {
 
 def timed_updates(agent: Any, updates: int) -> dict[str, float]:
     """Run `updates` more updates; wall time, and the per-update rollout/update/worker times summed."""
-    from trpo.workers import WorkerSampler
+    from trpo.sampling.workers import RemoteSampler
 
-    sampler = agent._rollout_collector()
+    sampler = agent.start_sampler()
     totals = {"rollout_s": 0.0, "update_s": 0.0, "worker_s": 0.0}
     rollout_s, update_s = agent.rollout_seconds, agent.update_seconds
     start = time.perf_counter()
     for _ in range(updates):
         agent.learn(agent.config.batch_size)  # one more update
-        if isinstance(sampler, WorkerSampler):
+        if isinstance(sampler, RemoteSampler):
             totals["worker_s"] += max(sampler.seconds)
     totals["wall_s"] = time.perf_counter() - start
     totals["rollout_s"] = agent.rollout_seconds - rollout_s
@@ -121,7 +121,7 @@ def parity(args: argparse.Namespace) -> None:
                 flags = [f"--{k.replace('_', '-')}={v}" for k, v in SAMPLERS[name].items()]
                 run_dir = Path(tmp) / f"{name.replace(' ', '')}-{seed}"
                 command = [
-                    sys.executable, "-m", "trpo.cli", "train", args.env, "--seed", str(seed),
+                    sys.executable, "-m", "trpo", "train", args.env, "--seed", str(seed),
                     "--total-steps", str(args.steps), "--quiet", "--checkpoint-every", "0",
                     "--run-dir", str(run_dir), *flags,
                 ]  # fmt: skip
@@ -145,10 +145,10 @@ def learner(args: argparse.Namespace) -> None:
     import torch
 
     from trpo import TRPO, TRPOConfig
-    from trpo.rollout import Batch
+    from trpo.sampling.rollout import Batch
 
     agent = TRPO(args.env, TRPOConfig(n_envs=16, n_steps=128, seed=0))
-    one = agent._rollout_collector().collect(0.99, 0.95)
+    one = agent.start_sampler().collect(0.99, 0.95)
     agent.close()
     print(f"\n{args.env}: TRPO update time (defaults) vs batch size, median of {args.repeats}. Command: "
           f"python benchmarks/samplers.py {' '.join(sys.argv[1:])}\n")  # fmt: skip

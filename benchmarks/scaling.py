@@ -17,7 +17,7 @@ import torch
 
 from _deps import require
 from trpo import TRPO, TRPOConfig
-from trpo.rollout import Batch
+from trpo.sampling.rollout import Batch
 
 warnings.filterwarnings("ignore")
 

@@ -43,7 +43,7 @@ warnings.filterwarnings("ignore")
 # RL-Zoo's TRPO hyperparameters (rl-baselines3-zoo, hyperparams/trpo.yml at commit 13a3fe7), each env's
 # own entry (MuJoCo v5 ids take the v4 entries). Keys not in an entry take sb3-contrib's TRPO defaults
 # (trpo.zoo.SB3_TRPO_DEFAULTS); `normalize: true` means VecNormalize (observations and rewards). trpo's
-# like-for-like config is what `trpo train ENV --zoo trpo.yml` reads from the same entry (trpo.zoo).
+# like-for-like config is what `trpo train ENV --zoo trpo.yml` reads from the same entry (trpo.config.zoo).
 _ZOO_MUJOCO: dict[str, Any] = {
     "normalize": True, "n_envs": 2, "batch_size": 128, "n_steps": 1024, "gamma": 0.99, "gae_lambda": 0.95,
     "sub_sampling_factor": 1, "cg_max_steps": 25, "cg_damping": 0.1, "n_critic_updates": 20, "learning_rate": 1e-3,
@@ -70,7 +70,7 @@ ZOO: dict[str, dict[str, Any]] = {
 
 def zoo(env_id: str) -> dict[str, Any]:
     """The peer's complete settings for `env_id`: its RL-Zoo entry on sb3-contrib's defaults."""
-    from trpo.zoo import SB3_TRPO_DEFAULTS
+    from trpo.config.zoo import SB3_TRPO_DEFAULTS
 
     if env_id not in ZOO:
         raise SystemExit(f"error: no RL-Zoo TRPO entry for {env_id} here; known: {', '.join(ZOO)}")
@@ -78,9 +78,9 @@ def zoo(env_id: str) -> dict[str, Any]:
 
 
 def zoo_config(env_id: str) -> Any:
-    """trpo's TRPOConfig with exactly the peer's settings (RL-Zoo's entry mapped by trpo.zoo)."""
-    from trpo.config import config_from_dict
-    from trpo.zoo import zoo_fields
+    """trpo's TRPOConfig with exactly the peer's settings (RL-Zoo's entry mapped by trpo.config.zoo)."""
+    from trpo.config.schema import config_from_dict
+    from trpo.config.zoo import zoo_fields
 
     zoo(env_id)  # the error for an env without an entry
     return config_from_dict(zoo_fields(ZOO[env_id], source=f"RL-Zoo {env_id}"))
@@ -119,7 +119,7 @@ def raw_env_rate(env_id: str, steps: int) -> float:
 def run_trpo(env_id: str, steps: int, mode: str) -> Timing:
     """trpo as `trpo train` runs: progress.csv, TensorBoard and checkpoints written to a run directory."""
     from trpo import TRPO
-    from trpo.presets import preset_config
+    from trpo.config.presets import preset_config
 
     config = preset_config(env_id)[0] if mode == "preset" else zoo_config(env_id)
     if mode == "like-for-like-process":

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from _deps import require
 from trpo import make_agent
-from trpo.config import load_yaml_config
-from trpo.presets import preset_config
+from trpo.config.presets import preset_config
+from trpo.config.schema import load_yaml_config
 
 
 def main() -> None:
@@ -35,14 +35,14 @@ def main() -> None:
         if args.config is not None:
             config = load_yaml_config(args.config, base=config).replace(algo=algo)
         agents[algo] = make_agent(args.env, config, seed=0)
-    collector = agents["trpo"]._rollout_collector()
+    collector = agents["trpo"].start_sampler()
     times: dict[str, list[float]] = {algo: [] for algo in agents}
     for _ in range(args.repeats):
         batch = collector.collect(agents["trpo"].config.gamma, agents["trpo"].config.gae_lambda)
         for algo, agent in agents.items():
             mine = copy.copy(batch) if agent.config.batch_size == batch.obs.shape[0] else None
             if mine is None:  # a different batch size: its own rollouts
-                mine = agent._rollout_collector().collect(agent.config.gamma, agent.config.gae_lambda)
+                mine = agent.start_sampler().collect(agent.config.gamma, agent.config.gae_lambda)
             start = time.perf_counter()
             agent.update(mine)
             times[algo].append(time.perf_counter() - start)

@@ -14,7 +14,7 @@ from types import ModuleType
 import pytest
 
 from trpo import TRPO
-from trpo.rollout import Batch
+from trpo.sampling.rollout import Batch
 
 REQUIRE_EXTRAS = os.environ.get("TRPO_REQUIRE_EXTRAS", "") not in ("", "0")
 

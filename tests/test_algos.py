@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from test_resume import assert_identical, snapshot
-from trpo import NPG, PPO, TRPO, TRPOConfig, evaluate, load, make_agent
-from trpo.checkpoint import CheckpointError
+from trpo import NPG, PPO, TRPO, Learner, TRPOConfig, evaluate, load, make_agent
+from trpo.algos.ppo import approx_kl, clip_fraction, clipped_surrogate
+from trpo.config.presets import preset_config
 from trpo.errors import ConfigError
-from trpo.ppo import approx_kl, clip_fraction, clipped_surrogate
-from trpo.presets import preset_config
+from trpo.run.checkpoint import CheckpointError
 
 
 def test_clipped_surrogate_known_answer_and_gradient() -> None:
@@ -46,7 +46,7 @@ def test_npg_step_lands_on_the_kl_boundary_to_second_order() -> None:
     for delta in (1e-3, 1e-4, 1e-5):
         config = TRPOConfig(n_envs=2, n_steps=128, max_kl=delta, cg_damping=0.0, fvp_subsample=1.0)
         agent = NPG("Pendulum-v1", config, seed=0)
-        diagnostics = agent.update(agent._rollout_collector().collect(config.gamma, config.gae_lambda))
+        diagnostics = agent.update(agent.start_sampler().collect(config.gamma, config.gae_lambda))
         assert "train/line_search_success" not in diagnostics  # no line search
         errors.append(abs(diagnostics["train/kl_over_delta"] - 1))
     assert errors[0] > errors[1] > errors[2]
@@ -56,7 +56,7 @@ def test_npg_step_lands_on_the_kl_boundary_to_second_order() -> None:
 def test_ppo_update_keeps_clip_fraction_and_reports_real_kl() -> None:
     config = TRPOConfig(n_envs=2, n_steps=128, ppo_epochs=4, ppo_minibatch_size=64)
     agent = PPO("CartPole-v1", config, seed=0)
-    batch = agent._rollout_collector().collect(config.gamma, config.gae_lambda)
+    batch = agent.start_sampler().collect(config.gamma, config.gae_lambda)
     with torch.no_grad():
         before = agent.actor(batch.obs)
     diagnostics = agent.update(batch)
@@ -71,7 +71,7 @@ def test_ppo_update_keeps_clip_fraction_and_reports_real_kl() -> None:
 def test_ppo_target_kl_stops_the_epochs_early() -> None:
     config = TRPOConfig(n_envs=2, n_steps=128, ppo_epochs=50, pi_lr=1e-2, target_kl=1e-3)
     agent = PPO("CartPole-v1", config, seed=0)
-    diagnostics = agent.update(agent._rollout_collector().collect(config.gamma, config.gae_lambda))
+    diagnostics = agent.update(agent.start_sampler().collect(config.gamma, config.gae_lambda))
     assert diagnostics["train/early_stopped"] == 1
     assert 1 <= diagnostics["train/minibatch_steps"] < 50 * 4
 
@@ -85,9 +85,12 @@ def test_classes_configs_and_checkpoints_dispatch_on_algo(tmp_path: Path) -> Non
     with pytest.raises(ConfigError, match="algo must be one of"):
         TRPOConfig(algo="a2c").validate()  # type: ignore[arg-type]
     PPO("CartPole-v1", config, seed=0).learn(64).save(tmp_path / "ppo")
-    loaded = TRPO.load(tmp_path / "ppo")
+    loaded = load(tmp_path / "ppo")
     assert type(loaded) is PPO and loaded.config.algo == "ppo" and loaded.num_updates == 1
-    assert type(load(tmp_path / "ppo")) is PPO
+    assert type(Learner.load(tmp_path / "ppo")) is PPO and type(PPO.load(tmp_path / "ppo")) is PPO
+    with pytest.raises(CheckpointError, match="holds a ppo model, not a TRPO one"):
+        TRPO.load(tmp_path / "ppo")  # PPO is TRPO's sibling, not a kind of TRPO
+    assert not issubclass(PPO, TRPO) and issubclass(TRPO, NPG) and issubclass(PPO, Learner)
     TRPO("CartPole-v1", config, seed=0).save(tmp_path / "trpo")
     with pytest.raises(CheckpointError, match="holds a trpo model"):
         PPO.load(tmp_path / "trpo")
@@ -109,7 +112,7 @@ def test_ppo_interrupted_and_resumed_run_is_bitwise_identical(tmp_path: Path) ->
     straight = PPO("CartPole-v1", config, seed=1).learn(5 * config.batch_size)
     first = PPO("CartPole-v1", config, seed=1).learn(2 * config.batch_size)
     first.save(tmp_path / "ckpt")
-    resumed = TRPO.load(tmp_path / "ckpt")
+    resumed = load(tmp_path / "ckpt")
     assert isinstance(resumed, PPO)
     saved, restored = first.actor_optimizer.state_dict()["state"], resumed.actor_optimizer.state_dict()["state"]
     assert saved.keys() == restored.keys()

@@ -82,6 +82,7 @@ def test_every_benchmark_checks_its_optional_dependencies_first(
         "throughput.py", "returns.py", "levers.py", "micro.py", "rollout_update.py", "scaling.py",
         "update_time.py", "samplers.py", "planted_bugs.py",
         "check_claims.py",  # no optional dependency: parsing only
+        "same_result.py",  # no optional dependency: CartPole-v1 and Pendulum-v1 are classic control
     }  # fmt: skip  # a new script joins this list
     env = fake_missing(tmp_path, "sb3_contrib", "mujoco", "ray", "hypothesis")
     command = [sys.executable, str(ROOT / "benchmarks" / argv[0]), *argv[1:]]
@@ -109,7 +110,7 @@ def test_dependency_check_names_what_environments_need(monkeypatch: pytest.Monke
 
 def test_training_without_mujoco_installed(tmp_path: Path) -> None:
     """A classic-control run checkpoints when gymnasium's MuJoCo module cannot be imported."""
-    command = [sys.executable, "-m", "trpo.cli", "train", "CartPole-v1", "--total-steps", "256", "--n-envs", "2",
+    command = [sys.executable, "-m", "trpo", "train", "CartPole-v1", "--total-steps", "256", "--n-envs", "2",
                "--n-steps", "128", "--eval-episodes", "0", "--quiet", "--run-dir", str(tmp_path / "run")]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=fake_missing(tmp_path, "mujoco"))
     assert result.returncode == 0, result.stderr

@@ -12,9 +12,9 @@ import pytest
 
 from probes import Endless
 from trpo import TRPO, TRPOConfig, load
-from trpo.callbacks import Callback, CheckpointEvery, SaveBest, StopAtReturn, StopOnPlateau
-from trpo.cli import main
+from trpo.cli.main import main
 from trpo.errors import ConfigError
+from trpo.run.callbacks import Callback, CheckpointEvery, SaveBest, StopAtReturn, StopOnPlateau
 
 SMALL = TRPOConfig(n_envs=2, n_steps=64, eval_episodes=0, checkpoint_every=0)
 
@@ -132,7 +132,7 @@ def test_no_warning_when_there_is_something_to_train() -> None:
 
 def test_the_api_applies_the_envs_preset_when_no_config_is_given() -> None:
     from trpo import PPO, make_agent
-    from trpo.presets import preset_config
+    from trpo.config.presets import preset_config
 
     agent = TRPO("Pendulum-v1", seed=3)
     assert agent.preset == "Pendulum-v1"

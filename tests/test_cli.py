@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from trpo.cli import main
+from trpo.cli.main import main
 
-TRPO = [sys.executable, "-m", "trpo.cli"]
+TRPO = [sys.executable, "-m", "trpo"]
 DIAGNOSTICS = [
     "rollout/ep_return_mean", "rollout/ep_len_mean", "train/kl", "train/kl_max", "train/surrogate_gain",
     "train/expected_gain", "train/entropy", "train/policy_std", "train/cg_iters", "train/cg_residual",
@@ -65,7 +65,7 @@ def test_run_directory_contract(pendulum_run: Path) -> None:
 def test_config_yaml_reruns_the_same_config(pendulum_run: Path, tmp_path: Path) -> None:
     config = yaml.safe_load((pendulum_run / "config.yaml").read_text())
     assert config["n_steps"] == 256 and config["gamma"] == 0.95  # flag and preset both recorded
-    from trpo.config import load_yaml_config
+    from trpo.config.schema import load_yaml_config
 
     assert load_yaml_config(pendulum_run / "config.yaml").n_envs == 2
 
@@ -87,7 +87,7 @@ def test_eval_json(pendulum_run: Path) -> None:
 
 
 def test_flags_override_config_file_which_overrides_preset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from trpo.cli import _parse_train
+    from trpo.cli.train import _parse_train
 
     file = tmp_path / "c.yaml"
     file.write_text("max_kl: 0.03\nn_steps: 64\n")
@@ -100,7 +100,7 @@ def test_flags_override_config_file_which_overrides_preset(tmp_path: Path, capsy
 
 def test_no_preset_starts_from_the_defaults(tmp_path: Path) -> None:
     from trpo import TRPOConfig
-    from trpo.cli import _parse_train
+    from trpo.cli.train import _parse_train
 
     file = tmp_path / "c.yaml"
     file.write_text("max_kl: 0.03\n")
@@ -214,7 +214,7 @@ def test_unsupported_action_space_is_refused(tmp_path: Path) -> None:
         "    observation_space = gym.spaces.Box(-1, 1, (2,))\n"
         "    action_space = gym.spaces.Tuple((gym.spaces.Discrete(2), gym.spaces.Discrete(3)))\n"
         "gym.register('TupleAction-v0', entry_point=TupleEnv)\n"
-        "from trpo.cli import main\n"
+        "from trpo.cli.main import main\n"
         "import sys\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )

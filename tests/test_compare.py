@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trpo.cli import main
-from trpo.compare import CompareArgs, Progress, _explain, plan
-from trpo.compare_metrics import Aggregate, aggregate, fraction_lowered, steps_to_threshold, value_at, worst_drop
+from trpo.cli.main import main
+from trpo.tools.compare import CompareArgs, Progress, _explain, plan
+from trpo.tools.compare_metrics import Aggregate, aggregate, fraction_lowered, steps_to_threshold, value_at, worst_drop
 
 STEPS = np.array([100.0, 200.0, 300.0, 400.0, 500.0])
 CURVE = np.array([10.0, math.nan, 30.0, 20.0, 50.0])

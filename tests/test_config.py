@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from trpo import ConfigError, TRPOConfig
-from trpo.config import load_yaml_config, save_yaml_config
-from trpo.presets import preset_config, preset_names
+from trpo.config.presets import preset_config, preset_names
+from trpo.config.schema import load_yaml_config, save_yaml_config
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from trpo.cli import main
-from trpo.logging import ProgressLine, ProgressState, RunLogger, budget_line, planned_steps
+from trpo.cli.main import main
+from trpo.run.progress import ProgressLine, ProgressState, RunLogger, budget_line, planned_steps
 
 
 def state_at_13312() -> ProgressState:
@@ -104,7 +104,7 @@ def test_train_announces_the_rounded_budget(tmp_path: Path, capsys: pytest.Captu
 
 
 def test_without_a_terminal_an_alarm_is_one_line_and_no_batch_size_means_every_update() -> None:
-    from trpo.health import FiredAlarm
+    from trpo.run.health import FiredAlarm
 
     file = io.StringIO()
     console = Console(file=file, width=80, force_terminal=False)

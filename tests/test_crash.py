@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-TRAIN = [sys.executable, "-m", "trpo.cli", "train"]
+TRAIN = [sys.executable, "-m", "trpo", "train"]
 # Small updates so a run has many of them; a checkpoint after every update.
 ARGS = ["--n-envs", "2", "--n-steps", "64", "--checkpoint-every", "1", "--eval-episodes", "0", "--quiet"]
 

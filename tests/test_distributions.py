@@ -7,7 +7,7 @@ import torch
 from torch import distributions as td
 from torch.autograd.functional import hessian
 
-from trpo.distributions import Bernoulli, Categorical, DiagGaussian, Distribution, MultiCategorical
+from trpo.core.distributions import Bernoulli, Categorical, DiagGaussian, Distribution, MultiCategorical
 
 GEN = torch.Generator().manual_seed(0)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import require
-from trpo.envs import env_factory, mujoco_warning
+from trpo.sampling.envs import env_factory, mujoco_warning
 
 
 def test_mujoco_asset_noise_is_dropped_and_other_warnings_reach_stderr(capsys: pytest.CaptureFixture[str]) -> None:

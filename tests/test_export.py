@@ -13,10 +13,10 @@ from gymnasium import spaces
 
 from conftest import require
 from trpo import TRPO, TRPOConfig
-from trpo.cli import main
+from trpo.cli.main import main
 
 ort = require("onnxruntime", "export")
-from trpo.export import TOLERANCE, PolicyGraph, export_checked, random_observations  # noqa: E402
+from trpo.tools.export import TOLERANCE, PolicyGraph, export_checked, random_observations  # noqa: E402
 
 TINY = TRPOConfig(n_envs=2, n_steps=64, hidden_sizes=(16, 16), vf_epochs=1, eval_episodes=0)
 
@@ -129,7 +129,7 @@ def test_a_wrong_graph_is_caught_and_not_written(
     monkeypatch.setattr(PolicyGraph, "forward", lambda self, obs: forward(self, obs) + 1e-3)
     out = tmp_path / "policy.onnx"
     code = main(["export", str(saved["Pendulum-v1"]), "--out", str(out), "--samples", "64"])
-    assert_one_line_error(code, capsys, 1, "differs from TRPO.predict by 0.001", "was not written")
+    assert_one_line_error(code, capsys, 1, "differs from predict() by 0.001", "was not written")
     assert not list(tmp_path.iterdir())  # neither the file nor its temporary
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from trpo.rollout import gae, normalize
+from trpo.core.advantages import gae, normalize
 
 
 def test_gae_hand_computed_single_env_with_termination() -> None:

@@ -16,8 +16,8 @@ from torch import nn
 
 from probes import ConstantReward
 from trpo import TRPO, TRPOConfig
-from trpo.cli import main
-from trpo.health import ALARM_NAMES, HealthMonitor, dead_unit_fractions, exploration_ratio
+from trpo.cli.main import main
+from trpo.run.health import ALARM_NAMES, HealthMonitor, dead_unit_fractions, exploration_ratio
 
 FAST = {"n_envs": 2, "n_steps": 128, "hidden_sizes": (16, 16), "eval_episodes": 0}
 

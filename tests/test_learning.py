@@ -6,7 +6,7 @@ import pytest
 
 from conftest import require
 from trpo import TRPO, evaluate
-from trpo.presets import preset_config
+from trpo.config.presets import preset_config
 
 
 def train_preset(env_id: str, seed: int = 0) -> TRPO:

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from trpo import TRPO, TRPOConfig
-from trpo.cli import main
+from trpo.cli.main import main
 from trpo.errors import ConfigError
 
 SMALL = TRPOConfig(n_envs=2, n_steps=64, eval_episodes=0, checkpoint_every=0)
@@ -46,7 +46,7 @@ def test_any_elementwise_activation_by_name_trains() -> None:
     assert agent.num_updates == 2
     with torch.no_grad():  # the rollout's fast path computes what the module computes
         obs = torch.randn(5, 4)
-        from trpo.policies import FastForward
+        from trpo.core.networks import FastForward
 
         assert torch.allclose(FastForward(agent.actor.features)(obs), agent.actor.features(obs), atol=1e-5)
 

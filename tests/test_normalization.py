@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from trpo.normalization import ObservationNormalizer, RewardScaler, RunningMeanStd
+from trpo.core.normalization import ObservationNormalizer, RewardScaler, RunningMeanStd
 
 
 def test_running_mean_std_equals_numpy_over_all_batches() -> None:

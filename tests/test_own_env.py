@@ -19,8 +19,8 @@ import yaml
 
 import trpo
 from trpo import TRPO, TRPOConfig, evaluate, load
-from trpo.env_spec import EnvSpec, WrapperSpec, parse_wrapper
 from trpo.errors import ConfigError, EnvContractError, UserError
+from trpo.sampling.env_spec import EnvSpec, WrapperSpec, parse_wrapper
 
 SRC = str(Path(trpo.__file__).resolve().parents[1])  # this checkout's code, for subprocesses in any cwd
 TINY = ["--n-envs", "1", "--n-steps", "64", "--total-steps", "64", "--eval-episodes", "1", "--quiet"]
@@ -344,7 +344,7 @@ def test_wrapper_flag_syntax() -> None:
 
 def test_record_follows_mujoco_locomotion_with_the_track_camera() -> None:
     pytest.importorskip("mujoco")
-    from trpo.record import render_factory
+    from trpo.tools.record import render_factory
 
     cheetah = EnvSpec("HalfCheetah-v5")
     assert render_factory(cheetah).keywords == {"render_mode": "rgb_array", "camera_name": "track"}
@@ -388,14 +388,14 @@ def test_process_workers_make_the_env_with_its_kwargs_and_wrappers(envs: Any) ->
     agent = TRPO(spec, TRPOConfig(n_envs=2, n_steps=16, sampler="process", workers=1), seed=0)
     try:
         agent.learn(32)
-        returns = list(agent._rollout_collector().stats.returns)
+        returns = list(agent.start_sampler().stats.returns)
     finally:
         agent.close()
     assert returns and set(returns) == {21.0}  # episodes of 7 steps (the wrapper) paying 3 (the kwarg)
 
 
 def test_compare_gives_every_run_the_env_spec(tmp_path: Path) -> None:
-    from trpo.compare import CompareArgs, compare_spec
+    from trpo.tools.compare import CompareArgs, compare_spec
 
     file = tmp_path / "c.yaml"
     file.write_text("env_kwargs: {g: 5.0}\nenv_wrappers: [gymnasium.wrappers:FlattenObservation]\n")
@@ -411,7 +411,7 @@ def test_compare_gives_every_run_the_env_spec(tmp_path: Path) -> None:
 
 def test_tune_trains_every_trial_on_the_env_spec(modules: Path, tmp_path: Path) -> None:
     pytest.importorskip("optuna")
-    from trpo.tune import TuneArgs, train_command_of
+    from trpo.tools.tune import TuneArgs, train_command_of
 
     out = tmp_path / "tune"
     result = run("tune", "trpo_test_envs:Steady-v0", "--env-kwargs", "{scale: 2}", "--wrapper",

@@ -11,8 +11,8 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from trpo.cli import main
-from trpo.plotting import Run, coinciding, common_range, find_runs, group_label, mean_and_spread
+from trpo.cli.main import main
+from trpo.tools.plot import Run, coinciding, common_range, find_runs, group_label, mean_and_spread
 
 TINY = ["--total-steps", "1024", "--n-envs", "2", "--n-steps", "128", "--eval-episodes", "0"]
 

@@ -16,9 +16,9 @@ import pytest
 from conftest import require
 from test_samplers import assert_valid, updates_in
 from trpo import TRPO, TRPOConfig
-from trpo.cli import main
+from trpo.cli.main import main
 from trpo.errors import ConfigError, NonFiniteEnvError, TrainingStopped
-from trpo.process_sampler import ProcessSampler
+from trpo.sampling.processes import ProcessSampler
 
 # 2 workers x 2 envs of CartPole; small batches so that a test runs many updates in seconds
 CONFIG = TRPOConfig(
@@ -28,7 +28,7 @@ CONFIG = TRPOConfig(
 
 
 def sampler_of(agent: TRPO) -> ProcessSampler:
-    sampler = agent._rollout_collector()
+    sampler = agent.start_sampler()
     assert isinstance(sampler, ProcessSampler)
     return sampler
 

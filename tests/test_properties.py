@@ -8,8 +8,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trpo.rollout import gae
-from trpo.trust_region import Candidate, backtracking_line_search, conjugate_gradient
+from trpo.core.advantages import gae
+from trpo.core.trust_region import Candidate, backtracking_line_search, conjugate_gradient
 
 
 @settings(max_examples=60, deadline=None)

@@ -18,7 +18,7 @@ import torch
 from conftest import require
 from test_samplers import assert_valid, updates_in
 from trpo import TRPO, TRPOConfig
-from trpo.ray_sampler import RaySampler, StaleBatchError, check_version
+from trpo.sampling.ray_cluster import RaySampler, StaleBatchError, check_version
 
 ray = require("ray", "ray")
 
@@ -37,7 +37,7 @@ def ray_instance() -> Iterator[None]:
 
 
 def sampler_of(agent: TRPO) -> RaySampler:
-    sampler = agent._rollout_collector()
+    sampler = agent.start_sampler()
     assert isinstance(sampler, RaySampler)
     return sampler
 

@@ -14,8 +14,8 @@ import pytest
 
 from conftest import REQUIRE_EXTRAS, require
 from trpo import TRPO, TRPOConfig, evaluate
-from trpo.cli import main
-from trpo.record import configure_headless_rendering
+from trpo.cli.main import main
+from trpo.tools.record import configure_headless_rendering
 
 imageio = require("imageio.v2", "record")
 require("imageio_ffmpeg", "record")
@@ -69,7 +69,7 @@ def test_record_stochastic_to_the_default_path(cartpole: Path, capsys: pytest.Ca
 
 
 def run_cli(*args: str | Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "trpo.cli", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "trpo", *map(str, args)],
                           capture_output=True, text=True, timeout=300, env=env)  # fmt: skip
 
 

@@ -11,7 +11,7 @@ import torch
 
 from probes import Endless
 from trpo import TRPO, TRPOConfig
-from trpo.logging import truncate_progress
+from trpo.run.progress import truncate_progress
 
 
 def snapshot(agent: TRPO) -> dict[str, torch.Tensor]:
@@ -49,7 +49,7 @@ def test_interrupted_and_resumed_run_is_bitwise_identical(env_id: str, tmp_path:
     resumed.close()
     assert resumed.num_updates == straight.num_updates == 6
     assert_identical(snapshot(straight), snapshot(resumed))
-    assert list(resumed._rollout_collector().stats.returns) == list(straight._rollout_collector().stats.returns)
+    assert list(resumed.start_sampler().stats.returns) == list(straight.start_sampler().stats.returns)
 
 
 def test_resuming_one_checkpoint_twice_gives_identical_weights(tmp_path: Path) -> None:
@@ -65,7 +65,7 @@ def test_env_without_capturable_state_restarts_episodes(tmp_path: Path) -> None:
     agent = TRPO(lambda: Endless(limit=100), config, seed=0).learn(64)
     agent.save(tmp_path / "ckpt")
     resumed = TRPO.load(tmp_path / "ckpt", env=lambda: Endless(limit=100))
-    collector = resumed._rollout_collector()
+    collector = resumed.start_sampler()
     assert [env.unwrapped.t for env in collector.envs.envs] == [0, 0]  # type: ignore[attr-defined]
     resumed.learn(until=128)
     assert resumed.num_updates == 4

@@ -16,8 +16,8 @@ import torch
 
 from probes import ConstantReward
 from trpo import TRPO, TRPOConfig
-from trpo.checkpoint import CheckpointError
 from trpo.errors import NonFiniteEnvError, TrainingStopped
+from trpo.run.checkpoint import CheckpointError
 
 
 class Payload:
@@ -49,7 +49,7 @@ def test_pickle_payload_in_any_checkpoint_file_is_refused_and_never_runs(
     (copy / victim).write_bytes(pickle.dumps(Payload(marker)))
     with pytest.raises(CheckpointError):
         TRPO.load(copy)
-    result = subprocess.run([sys.executable, "-m", "trpo.cli", "eval", str(copy)], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "trpo", "eval", str(copy)], capture_output=True, text=True)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     assert not marker.exists()
 
@@ -129,7 +129,7 @@ def test_too_many_rejections_stop_training_with_a_checkpoint(tmp_path: Path) -> 
 
 def test_nonfinite_gradient_is_rejected_and_old_policy_kept() -> None:
     agent = TRPO(ConstantReward, TRPOConfig(n_envs=2, n_steps=32), seed=0)
-    batch = agent._rollout_collector().collect(0.99, 0.95)
+    batch = agent.start_sampler().collect(0.99, 0.95)
     batch.advantages[3] = float("nan")
     before = [p.detach().clone() for p in agent.actor.parameters()]
     diagnostics = agent.update(batch)

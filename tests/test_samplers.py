@@ -15,11 +15,11 @@ import torch
 
 from conftest import require
 from trpo import TRPO, TRPOConfig
-from trpo.cli import main
-from trpo.config import config_from_dict
+from trpo.cli.main import main
+from trpo.config.schema import config_from_dict
+from trpo.core.normalization import RunningMeanStd
 from trpo.errors import ConfigError
-from trpo.normalization import RunningMeanStd
-from trpo.rollout import Batch, Rollout, concat_rollouts, make_batch, rollout_values
+from trpo.sampling.rollout import Batch, Rollout, concat_rollouts, make_batch, rollout_values
 
 
 def updates_in(run_dir: Path) -> list[dict[str, float]]:
@@ -42,9 +42,9 @@ def test_in_process_samplers_give_valid_batches_and_learn(sampler: str) -> None:
     config = TRPOConfig(n_envs=4, n_steps=128, sampler=sampler, gae_lambda=0.98, vf_epochs=10, vf_minibatch_size=128)
     agent = TRPO("CartPole-v1", config, seed=0)
     try:
-        assert_valid(agent._rollout_collector().collect(0.99, 0.95), 512, 4)
+        assert_valid(agent.start_sampler().collect(0.99, 0.95), 512, 4)
         agent.learn(24 * 512)
-        returns = agent._rollout_collector().stats.returns
+        returns = agent.start_sampler().stats.returns
         assert np.mean(returns) > 100  # a random policy averages ~22
     finally:
         agent.close()
@@ -128,7 +128,7 @@ def test_unreachable_cluster_is_one_line_before_the_run_dir_exists(tmp_path: Pat
     require("ray", "ray")
     run_dir = tmp_path / "run"
     result = subprocess.run(
-        [sys.executable, "-m", "trpo.cli", "train", "CartPole-v1", "--sampler", "ray", "--ray-address", "auto",
+        [sys.executable, "-m", "trpo", "train", "CartPole-v1", "--sampler", "ray", "--ray-address", "auto",
          "--run-dir", str(run_dir), "--quiet"],
         capture_output=True, text=True, timeout=120, env={**os.environ, "RAY_ADDRESS": ""},
     )  # fmt: skip

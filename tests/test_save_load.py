@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from trpo import TRPO, TRPOConfig
-from trpo.checkpoint import CheckpointError
+from trpo.run.checkpoint import CheckpointError
 
 
 @pytest.fixture(scope="module")

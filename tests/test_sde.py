@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from trpo import TRPO, TRPOConfig, UserError
-from trpo.distributions import DiagGaussian
-from trpo.policies import Actor, StateDependentNoise
+from trpo.core.distributions import DiagGaussian
+from trpo.core.networks import Actor, StateDependentNoise
 
 
 def make_actor() -> Actor:
@@ -56,7 +56,7 @@ def test_sde_update_respects_trust_region() -> None:
     config = TRPOConfig(n_envs=2, n_steps=128, use_sde=True, log_std_init=-1.0)
     agent = TRPO("Pendulum-v1", config, seed=0)
     for _ in range(3):
-        batch = agent._rollout_collector().collect(config.gamma, config.gae_lambda)
+        batch = agent.start_sampler().collect(config.gamma, config.gae_lambda)
         with torch.no_grad():
             before = agent.actor(batch.obs)
         assert agent.update(batch)["train/line_search_success"] == 1.0  # a real step, not a rejected one

@@ -16,7 +16,7 @@ from trpo import TRPO, TRPOConfig
 require("wandb", "wandb")
 from wandb.proto import wandb_internal_pb2  # noqa: E402
 
-from trpo.tracking import WandbTracker  # noqa: E402
+from trpo.run.tracking import WandbTracker  # noqa: E402
 
 
 def wandb_records(path: Path) -> Iterator[wandb_internal_pb2.Record]:
@@ -81,7 +81,7 @@ def test_offline_run_holds_the_logged_values(tmp_path: Path, monkeypatch: pytest
 
 
 def test_cli_track_wandb_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from trpo.cli import main
+    from trpo.cli.main import main
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")

@@ -9,9 +9,9 @@ import torch
 from torch.autograd.functional import hessian
 from torch.func import functional_call
 
-from trpo.distributions import Bernoulli, Categorical, DiagGaussian, Distribution, MultiCategorical
-from trpo.policies import Actor
-from trpo.trust_region import (
+from trpo.core.distributions import Bernoulli, Categorical, DiagGaussian, Distribution, MultiCategorical
+from trpo.core.networks import Actor
+from trpo.core.trust_region import (
     Candidate,
     analytic_fvp,
     backtracking_line_search,

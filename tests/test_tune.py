@@ -11,10 +11,10 @@ import yaml
 
 from conftest import require
 from trpo import TRPO, TRPOConfig
-from trpo.cli import main
+from trpo.cli.main import main
 
 optuna = require("optuna", "tune")
-from trpo.tune import SEARCH_SPACE, PruneOnEvaluation, trial_config  # noqa: E402
+from trpo.tools.tune import SEARCH_SPACE, PruneOnEvaluation, trial_config  # noqa: E402
 
 TINY = ["--steps-per-trial", "512", "--eval-every", "1", "--eval-episodes", "1", "--params", "max_kl", "hidden_sizes"]
 

@@ -8,8 +8,9 @@ import torch
 
 from conftest import collect
 from trpo import TRPO, TRPOConfig
-from trpo.rollout import Batch, normalize
-from trpo.trust_region import flatten
+from trpo.core.advantages import normalize
+from trpo.core.trust_region import flatten
+from trpo.sampling.rollout import Batch
 
 
 @pytest.mark.parametrize(
@@ -70,7 +71,7 @@ def test_truncation_uses_value_of_final_observation() -> None:
     """The collector stores V(final_obs) as the bootstrap of a truncated step, not V(reset obs)."""
     config = TRPOConfig(n_envs=1, n_steps=250, normalize_obs=False)
     agent = TRPO("Pendulum-v1", config, seed=0)  # Pendulum truncates at 200 steps
-    collector = agent._rollout_collector()
+    collector = agent.start_sampler()
     collector.collect(config.gamma, config.gae_lambda)
     truncated = (collector.ended & ~collector.terminated).nonzero()
     assert truncated.shape[0] == 1 and truncated[0, 0].item() == 199
@@ -190,7 +191,7 @@ def test_fisher_subsample_is_a_uniform_random_subset() -> None:
     counts = torch.zeros(n)
     subsets = set()
     for _ in range(draws):
-        idx = agent._fvp_indices(n)
+        idx = agent.fvp_indices(n)
         assert idx.shape == (10,) and len(set(idx.tolist())) == 10 and int(idx.min()) >= 0 and int(idx.max()) < n
         counts[idx] += 1
         subsets.add(tuple(sorted(idx.tolist())))

@@ -1,4 +1,4 @@
-"""RL-Zoo TRPO hyperparameter entries as trpo config fields (trpo.zoo)."""
+"""RL-Zoo TRPO hyperparameter entries as trpo config fields (trpo.config.zoo)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from trpo.config import config_from_dict
+from trpo.config.schema import config_from_dict
+from trpo.config.zoo import read_zoo_entry, zoo_fields
 from trpo.errors import ConfigError
-from trpo.zoo import read_zoo_entry, zoo_fields
 
 ZOO_FILE = """\
 CartPole-v1:
@@ -126,7 +126,7 @@ def test_missing_env_and_unreadable_files(zoo_file: Path, tmp_path: Path) -> Non
 
 
 def test_cli_zoo_file_replaces_the_preset(zoo_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from trpo.cli import main
+    from trpo.cli.main import main
 
     run = tmp_path / "run"
     argv = ["train", "CartPole-v1", "--zoo", str(zoo_file), "--total-steps", "1024", "--quiet", "--run-dir", str(run)]

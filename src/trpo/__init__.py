@@ -1,16 +1,29 @@
 """trpo: Trust Region Policy Optimization (and, on the same machinery, NPG and PPO) for Gymnasium."""
 
-from trpo.algorithm import TRPO, load, make_agent
-from trpo.callbacks import Callback
-from trpo.config import TRPOConfig
-from trpo.env_spec import EnvSpec, WrapperSpec
+from trpo.algos.learner import Learner, load, make_agent
+from trpo.algos.npg import NPG
+from trpo.algos.ppo import PPO
+from trpo.algos.trpo import TRPO
+from trpo.config.schema import TRPOConfig
 from trpo.errors import ConfigError, EnvContractError, UserError
-from trpo.evaluation import evaluate
-from trpo.npg import NPG
-from trpo.ppo import PPO
+from trpo.run.callbacks import Callback
+from trpo.run.evaluation import evaluate
+from trpo.sampling.env_spec import EnvSpec, WrapperSpec
 
 __all__ = [
-    "NPG", "PPO", "TRPO", "Callback", "ConfigError", "EnvContractError", "EnvSpec", "TRPOConfig", "UserError",
-    "WrapperSpec", "evaluate", "load", "make_agent",
+    "NPG",
+    "PPO",
+    "TRPO",
+    "Callback",
+    "ConfigError",
+    "EnvContractError",
+    "EnvSpec",
+    "Learner",
+    "TRPOConfig",
+    "UserError",
+    "WrapperSpec",
+    "evaluate",
+    "load",
+    "make_agent",
 ]  # fmt: skip
 __version__ = "0.1.0"

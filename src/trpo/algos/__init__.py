@@ -1,0 +1,8 @@
+"""The on-policy learner and its policy steps: TRPO, NPG and PPO as siblings, and how a learner is loaded.
+
+`learner.Learner` owns collection, advantages, the critic fit, diagnostics, checkpoints and save/load;
+`npg.NPG`, `trpo.TRPO` (NPG + line search, as in the paper) and `ppo.PPO` each supply their policy step.
+Importing this package registers every algorithm, so that `load` finds the class a model was saved from.
+"""
+
+from trpo.algos import npg, ppo, trpo  # noqa: F401  (registration)

@@ -1,0 +1,65 @@
+"""Saving and loading learners (TRPO, NPG, PPO): what goes into a checkpoint and how it comes back.
+
+A checkpoint holds the networks, the optimisers' state, the normalisers, the counters, the config, the
+random generators and (when training) the environments' state, so that a resumed run continues exactly.
+The file format itself (safetensors + JSON, atomic writes) is `trpo.run.checkpoint`'s.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from trpo.config.schema import config_from_dict
+from trpo.errors import UserError
+from trpo.run import checkpoint
+from trpo.run.checkpoint import CheckpointError
+from trpo.sampling.env_spec import EnvSpec, spec_from_data
+from trpo.sampling.envs import EnvFactory, env_factory, space_from_json
+
+if TYPE_CHECKING:
+    from trpo.algos.learner import Learner
+
+
+def load_learner(
+    cls: type[Learner], path: str | Path, env: str | EnvSpec | EnvFactory | None, algorithms: dict[str, type[Learner]]
+) -> Learner:
+    """Read the checkpoint at `path` into a learner of the class it was saved from (`algorithms[state.algo]`),
+    which must be `cls` or a subclass of it."""
+    tensors, state = checkpoint.load_checkpoint(path)
+    algo = str(state.get("algo", "trpo"))
+    if algo not in algorithms:
+        raise CheckpointError(f"{path} holds a model of unknown algorithm {algo!r}; known: {', '.join(algorithms)}")
+    target = algorithms[algo]
+    if not issubclass(target, cls):
+        raise CheckpointError(f"{path} holds a {algo} model, not a {cls.__name__} one; load it with trpo.load(path)")
+    try:
+        config = config_from_dict(state["config"], source=f"{path} config").replace(algo=algo).validate(unread="keep")
+        observation_space = space_from_json(state["observation_space"], tensors, "observation_space")
+        action_space = space_from_json(state["action_space"], tensors, "action_space")
+        recorded = recorded_spec(state, path)
+        env_fn, given = env_factory(env) if env is not None else (_no_env, None)
+        if env is None and recorded is not None:
+            env_fn = env_factory(recorded)[0]
+        agent = target.restore(state, tensors, config, env_fn, given or recorded, observation_space, action_space)
+    except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+        if isinstance(exc, UserError):
+            raise
+        raise CheckpointError(f"checkpoint {path} is inconsistent ({type(exc).__name__}: {exc})") from None
+    return agent
+
+
+def recorded_spec(state: dict[str, Any], path: str | Path) -> EnvSpec | None:
+    """The env spec a checkpoint records (only `env_id` in checkpoints before env specs), marked as read
+    from the run directory so that none of its modules is imported from there or the current directory."""
+    model_dir = str(checkpoint.resolve_checkpoint_dir(path).resolve())
+    data = state.get("env_spec") or ({"env_id": state["env_id"]} if state.get("env_id") else {})
+    return spec_from_data(data, f"{path} env_spec", source_dir=model_dir)
+
+
+def _no_env() -> Any:
+    raise UserError(
+        "this model was trained on an environment that Gymnasium cannot describe (a function or instance "
+        "without env.spec): give it on the command line with --env ENV_ID [--env-kwargs MAPPING] "
+        "[--wrapper MODULE:CLASS], or in Python with load(path, env=...)"
+    )

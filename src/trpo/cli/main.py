@@ -1,0 +1,64 @@
+"""The `trpo` command: dispatch to one module per command (`trpo.cli.train`, `.evaluate`, `.plot`, `.record`,
+`.export`, `.compare`, `.tune`), each with `run(argv) -> exit status`. A user error is one line and exit 2."""
+
+from __future__ import annotations
+
+import importlib
+import signal
+import sys
+
+from trpo.errors import Interrupted, TrainingStopped, UserError
+
+COMMANDS = {
+    "train": "train a policy on a Gymnasium environment and write a run directory",
+    "eval": "evaluate the policy of a run directory",
+    "plot": "plot learning curves of runs (mean and spread over seeds) or one run's diagnostics",
+    "record": "render the policy of a run directory to an MP4 video",
+    "export": "export the policy of a run directory as a standalone ONNX model",
+    "compare": "train TRPO, NPG and PPO over seeds on one environment and tabulate the measured claims",
+    "tune": "search hyperparameters with Optuna (TPE, pruning on periodic evaluation); the study resumes",
+}
+MODULES = {"eval": "evaluate"}
+"""The module of a command whose name is not its module's."""
+
+
+def usage() -> str:
+    lines = ["usage: trpo COMMAND [ARGS]", "", "commands:"]
+    lines += [f"  {name:<8} {text}" for name, text in COMMANDS.items()]
+    lines += ["", "`trpo COMMAND --help` lists the command's flags."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"error: unknown command {command!r}; choose one of: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    try:
+        module = importlib.import_module(f"trpo.cli.{MODULES.get(command, command)}")
+        return int(module.run(rest))
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except TrainingStopped as exc:
+        print(f"error: training stopped: {exc}", file=sys.stderr)
+        return 1
+    except Interrupted as exc:
+        name = signal.Signals(exc.signum).name
+        print(f"{name}: stopped at step {exc.steps:,}, checkpoint written", file=sys.stderr)
+        from trpo.cli.train import current_run_dir
+
+        if current_run_dir is not None:
+            print(f"resume with: trpo train --resume {current_run_dir}", file=sys.stderr)
+        return 128 + exc.signum
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,2 @@
+"""What a training run writes and watches: the run directory, checkpoints, progress logging, health alarms,
+evaluation, callbacks, tracking, interrupts."""

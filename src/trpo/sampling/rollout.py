@@ -1,0 +1,342 @@
+"""The in-process sampler: stepping a Gymnasium vector env with the actor (`EnvStepper`) and turning a rollout into
+an on-policy `Batch` with GAE advantages (`SyncSampler`)."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor
+
+from trpo.core.advantages import gae
+from trpo.core.distributions import Distribution
+from trpo.core.networks import ActionSampler, Actor, Critic, StateDependentNoise, observation_dim
+from trpo.core.normalization import ObservationNormalizer, RewardScaler
+from trpo.errors import EnvContractError, NonFiniteEnvError
+from trpo.sampling import env_state
+
+
+@dataclass
+class Batch:
+    """One on-policy batch, flattened to [N = n_steps * n_envs]; collected by a single policy version."""
+
+    obs: Tensor
+    actions: Tensor
+    advantages: Tensor
+    returns: Tensor
+    values: Tensor
+
+
+@dataclass
+class EpisodeStats:
+    """Undiscounted, unscaled returns and lengths of the last 100 finished episodes."""
+
+    returns: deque[float] = field(default_factory=lambda: deque(maxlen=100))
+    lengths: deque[int] = field(default_factory=lambda: deque(maxlen=100))
+    episodes: int = 0
+
+
+Truncation = tuple[int, np.ndarray, np.ndarray]
+"""(rollout step t, indices of the envs truncated at t, their normalised final observations [k, D])."""
+
+
+@dataclass
+class Rollout:
+    """The transitions of one rollout, [T, E] per field, before values and advantages are computed.
+
+    Observations are normalised with the statistics the actor saw when it acted.
+    """
+
+    obs: Tensor  # [T, E, D]
+    actions: Tensor  # [T, E, *action_shape]
+    raw_rewards: np.ndarray  # [T, E] float64, unscaled
+    terminated: np.ndarray  # [T, E] bool
+    ended: np.ndarray  # [T, E] bool: terminated or truncated
+    last_obs: np.ndarray  # [E, D] normalised observation after the last step
+    truncations: list[Truncation]
+
+
+def concat_rollouts(parts: list[Rollout]) -> Rollout:
+    """Rollouts of equal length from disjoint groups of envs, joined along the env axis (in order)."""
+    offsets = np.cumsum([0] + [p.raw_rewards.shape[1] for p in parts])
+    steps: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+    for part, offset in zip(parts, offsets, strict=False):
+        for t, idx, final in part.truncations:
+            steps.setdefault(t, []).append((idx + offset, final))
+    truncations = [
+        (t, np.concatenate([i for i, _ in group]), np.concatenate([f for _, f in group]))
+        for t, group in sorted(steps.items())
+    ]
+    return Rollout(
+        obs=torch.cat([p.obs for p in parts], dim=1),
+        actions=torch.cat([p.actions for p in parts], dim=1),
+        raw_rewards=np.concatenate([p.raw_rewards for p in parts], axis=1),
+        terminated=np.concatenate([p.terminated for p in parts], axis=1),
+        ended=np.concatenate([p.ended for p in parts], axis=1),
+        last_obs=np.concatenate([p.last_obs for p in parts], axis=0),
+        truncations=truncations,
+    )
+
+
+def rollout_values(critic: Critic, rollout: Rollout) -> tuple[Tensor, Tensor]:
+    """V(s_t) of every stored state and the bootstrap value V(s_{t+1}) of every step, in one batch: [T, E] each.
+
+    The critic is fixed during a rollout, so this equals evaluating it step by step. The state
+    reached at step t is the next stored state, or at a truncation the episode's final observation.
+    """
+    t_len, n_envs = rollout.raw_rewards.shape
+    finals = [torch.from_numpy(obs) for _, _, obs in rollout.truncations]
+    inputs = torch.cat([rollout.obs.view(t_len * n_envs, -1), torch.from_numpy(rollout.last_obs), *finals])
+    all_values = critic(inputs)
+    values = all_values[: t_len * n_envs].view(t_len, n_envs)
+    next_values = torch.cat([values[1:], all_values[t_len * n_envs : (t_len + 1) * n_envs].unsqueeze(0)])
+    offset = (t_len + 1) * n_envs
+    for t, idx, _ in rollout.truncations:
+        next_values[t, torch.from_numpy(idx)] = all_values[offset : offset + len(idx)]
+        offset += len(idx)
+    return values, next_values
+
+
+def make_batch(
+    rollout: Rollout, values: Tensor, next_values: Tensor, rewards: Tensor, gamma: float, lam: float
+) -> Batch:
+    """The flat batch of a rollout: GAE advantages from the (scaled) `rewards`, returns = A + V."""
+    terminated, ended = torch.from_numpy(rollout.terminated), torch.from_numpy(rollout.ended)
+    advantages = gae(rewards, values, next_values, terminated, ended, gamma, lam)
+    returns = advantages + values
+    n = rewards.numel()
+    return Batch(
+        obs=rollout.obs.reshape(n, -1).clone(),
+        actions=rollout.actions.reshape(n, *rollout.actions.shape[2:]).clone(),
+        advantages=advantages.reshape(n),
+        returns=returns.reshape(n),
+        values=values.reshape(n).clone(),
+    )
+
+
+class EnvStepper:
+    """Owns a vector env and preallocated storage; runs the actor for n_steps per call (no critic).
+
+    The observation normaliser is updated after every step, so each observation is normalised with
+    the statistics of everything seen before it.
+    """
+
+    def __init__(
+        self,
+        envs: gym.vector.VectorEnv,
+        actor: Actor,
+        obs_normalizer: ObservationNormalizer,
+        n_steps: int,
+        generator: torch.Generator,
+        sde_sample_freq: int = 0,
+    ) -> None:
+        self.envs = envs
+        self.dist: Distribution = actor.distribution
+        self.obs_normalizer = obs_normalizer
+        self.n_steps = n_steps
+        self.sample_actions = (
+            StateDependentNoise(actor, envs.num_envs, sde_sample_freq, generator)
+            if actor.use_sde
+            else ActionSampler(actor, generator)
+        )
+        self.n_envs = envs.num_envs
+        obs_dim = observation_dim(envs.single_observation_space)
+        t, e = n_steps, self.n_envs
+        self.obs = torch.zeros((t, e, obs_dim))
+        self.actions = torch.zeros((t, e, *self.dist.action_shape), dtype=self.dist.action_dtype)
+        self.raw_rewards = np.zeros((t, e), dtype=np.float64)
+        # NumPy buffers written by the loop, seen by torch through shared-memory views
+        self._terminated, self._ended = np.zeros((t, e), dtype=bool), np.zeros((t, e), dtype=bool)
+        self.terminated, self.ended = torch.from_numpy(self._terminated), torch.from_numpy(self._ended)
+        self.stats = EpisodeStats()
+        self.episode_return = np.zeros(e, dtype=np.float64)
+        self.episode_length = np.zeros(e, dtype=np.int64)
+        self.action_transform = _action_transform(envs.single_action_space)
+        self.raw_obs: np.ndarray = np.zeros(0)
+
+    def reset(self, seed: int | None) -> None:
+        """Start new episodes in every env (seeded `seed, seed + 1, ...`)."""
+        try:
+            raw_obs, _ = self.envs.reset(seed=seed)
+        except EnvContractError as exc:
+            raise _at_step(exc, None) from None
+        self._check_finite("observation", raw_obs, -1, 0)
+        self.raw_obs = raw_obs
+        self.obs_normalizer.update(raw_obs)
+        self.episode_return[:] = 0.0
+        self.episode_length[:] = 0
+
+    def close(self) -> None:
+        """Close the environments."""
+        self.envs.close()
+
+    def state(self) -> tuple[dict[str, Any], dict[str, Tensor]]:
+        """Everything needed to continue exactly here: env states (when capturable) and counters."""
+        data = {
+            "envs": env_state.capture_all(self.envs),
+            "episode_return": self.episode_return.tolist(),
+            "episode_length": self.episode_length.tolist(),
+            "recent_returns": list(self.stats.returns),
+            "recent_lengths": list(self.stats.lengths),
+            "episodes": self.stats.episodes,
+        }
+        return data, {"collector.raw_obs": torch.from_numpy(np.array(self.raw_obs))}
+
+    def restore(self, data: dict[str, Any], tensors: dict[str, Tensor]) -> bool:
+        """Continue from `state()`. Returns False if the envs could not be restored (then call reset)."""
+        restore_episode_stats(self.stats, data)
+        if data["envs"] is None or getattr(self.envs, "envs", None) is None:
+            return False
+        self.envs.reset()  # brings every wrapper into its post-reset state; then the saved state replaces it
+        env_state.restore_all(self.envs, data["envs"])
+        self.raw_obs = tensors["collector.raw_obs"].numpy().copy()
+        self.episode_return[:] = data["episode_return"]
+        self.episode_length[:] = data["episode_length"]
+        return True
+
+    def _check_finite(
+        self, what: str, values: np.ndarray, t: int, start_step: int, env_indices: np.ndarray | None = None
+    ) -> None:
+        """Raise NonFiniteEnvError if a row of `values` (one per env in `env_indices`) is not finite."""
+        if np.isfinite(values).all():  # the hot path: one check
+            return
+        finite = np.isfinite(np.asarray(values, dtype=np.float64)).reshape(len(values), -1).all(axis=1)
+        row = int(np.flatnonzero(~finite)[0])
+        i = int(env_indices[row]) if env_indices is not None else row
+        step = start_step + (t + 1) * self.n_envs
+        raise NonFiniteEnvError(
+            f"environment {i} returned a non-finite {what} at step {step} (rollout step {t + 1}, value "
+            f"{np.asarray(values)[row]!r}); fix the environment, or set on_nonfinite=skip_batch to drop such batches",
+            env_index=i,
+            step=step,
+        )
+
+    @torch.no_grad()
+    def run(self, start_step: int = 0) -> Rollout:
+        """Run n_steps in every env with the current actor. The returned rollout views this runner's
+        storage (valid until the next call).
+
+        Raises NonFiniteEnvError (naming the env and the step) if an env returns NaN or inf.
+        """
+        self.sample_actions.start_rollout()
+        truncations: list[Truncation] = []
+        for t in range(self.n_steps):
+            obs = self.obs[t]
+            obs.copy_(torch.from_numpy(self.obs_normalizer(self.raw_obs)).view_as(obs))
+            action = self.sample_actions(obs)
+            self.actions[t] = action
+
+            try:
+                raw_obs, reward, terminated, truncated, info = self.envs.step(self.action_transform(action.numpy()))
+            except EnvContractError as exc:
+                raise _at_step(exc, start_step + (t + 1) * self.n_envs) from None
+            self._check_finite("reward", reward, t, start_step)
+            self._check_finite("observation", raw_obs, t, start_step)
+            ended = terminated | truncated
+            self._record_episodes(reward, ended)
+            self.raw_rewards[t] = reward
+            self._terminated[t] = terminated
+            self._ended[t] = ended
+            truncated_only = truncated & ~terminated
+            if truncated_only.any():
+                # SAME_STEP autoreset: raw_obs is already the next episode's first observation;
+                # the state the truncated episode reached is in info["final_obs"].
+                idx = np.flatnonzero(truncated_only)
+                final = np.stack([info["final_obs"][i] for i in idx])
+                self._check_finite("final observation", final, t, start_step, env_indices=idx)
+                truncations.append((t, idx, self.obs_normalizer(final).reshape(len(idx), -1)))
+            self.raw_obs = raw_obs
+            self.obs_normalizer.update(raw_obs)
+        last_obs = self.obs_normalizer(self.raw_obs).reshape(self.n_envs, -1)
+        return Rollout(self.obs, self.actions, self.raw_rewards, self._terminated, self._ended, last_obs, truncations)
+
+    def _record_episodes(self, reward: np.ndarray, ended: np.ndarray) -> None:
+        self.episode_return += reward
+        self.episode_length += 1
+        for i in np.flatnonzero(ended):
+            self.stats.returns.append(float(self.episode_return[i]))
+            self.stats.lengths.append(int(self.episode_length[i]))
+            self.stats.episodes += 1
+        self.episode_return[ended] = 0.0
+        self.episode_length[ended] = 0
+
+
+def _at_step(exc: EnvContractError, step: int | None) -> EnvContractError:
+    """The error with the run's step added (an error rebuilt by AsyncVectorEnv keeps its message)."""
+    return exc if exc.env_index < 0 else EnvContractError(exc.problem, exc.env_index, step, exc.episode_step)
+
+
+def restore_episode_stats(stats: EpisodeStats, data: dict[str, Any]) -> None:
+    """Put the recent episodes and the episode count of a saved sampler state into `stats`."""
+    stats.returns.extend(data["recent_returns"])
+    stats.lengths.extend(data["recent_lengths"])
+    stats.episodes = int(data["episodes"])
+
+
+class SyncSampler(EnvStepper):
+    """The in-process sampler: an EnvStepper plus the learner's critic and reward scaler; one batch per call."""
+
+    def __init__(
+        self,
+        envs: gym.vector.VectorEnv,
+        actor: Actor,
+        critic: Critic,
+        obs_normalizer: ObservationNormalizer,
+        reward_scaler: RewardScaler,
+        n_steps: int,
+        generator: torch.Generator,
+        sde_sample_freq: int = 0,
+    ) -> None:
+        super().__init__(envs, actor, obs_normalizer, n_steps, generator, sde_sample_freq)
+        self.critic = critic
+        self.reward_scaler = reward_scaler
+        self.values = self.next_values = torch.zeros(0)  # [T, E], computed once per rollout in one batch
+
+    def reset(self, seed: int | None) -> None:
+        super().reset(seed)
+        self.reward_scaler.returns[:] = 0.0
+
+    def state(self) -> tuple[dict[str, Any], dict[str, Tensor]]:
+        data, tensors = super().state()
+        data["reward_returns"] = self.reward_scaler.returns.tolist()
+        return data, tensors
+
+    def restore(self, data: dict[str, Any], tensors: dict[str, Tensor]) -> bool:
+        if not super().restore(data, tensors):
+            return False
+        self.reward_scaler.returns[:] = data["reward_returns"]
+        return True
+
+    def diagnostics(self) -> dict[str, float]:
+        """Sampler-specific log entries (none for the in-process sampler)."""
+        return {}
+
+    @torch.no_grad()
+    def collect(self, gamma: float, lam: float, start_step: int = 0) -> Batch:
+        """Run n_steps in every env with the current actor; return the batch with GAE advantages.
+
+        Raises NonFiniteEnvError (naming the env and the step) if an env returns NaN or inf.
+        """
+        rollout = self.run(start_step)
+        self.values, self.next_values = rollout_values(self.critic, rollout)
+        rewards = torch.from_numpy(self.reward_scaler(rollout.raw_rewards, rollout.ended))
+        return make_batch(rollout, self.values, self.next_values, rewards, gamma, lam)
+
+
+def _action_transform(space: gym.Space) -> Callable[[np.ndarray], np.ndarray]:
+    """Map sampled actions to what the env accepts: Box actions are clipped to the bounds."""
+    if isinstance(space, gym.spaces.Box):
+        low, high = space.low, space.high
+        dtype = space.dtype
+        return lambda a: np.clip(a, low, high).astype(dtype, copy=False)
+    if isinstance(space, gym.spaces.MultiBinary):
+        return lambda a: a.astype(np.int8)
+    if isinstance(space, gym.spaces.Discrete) and int(space.start) != 0:
+        start = int(space.start)
+        return lambda a: a + start
+    return lambda a: a

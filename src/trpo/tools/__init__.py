@@ -1,0 +1,1 @@
+"""Tools that work on run directories: plot, record, export, compare, tune."""
