@@ -281,7 +281,7 @@ def cpo_rejection_reason(
         return (
             "" if cost_change < 0.0 else f"recovery step did not decrease the cost surrogate (Δ_C = {cost_change:.3g})"
         )
-    if c + cost_change > max(0.0, c):
+    if cost_change > max(-c, 0.0):  # c + Δ_C ≤ max(0, c), without the rounding of c + Δ_C
         return f"cost surrogate c + Δ_C = {c + cost_change:.3g} > max(0, c) = {max(0.0, c):.3g}"
     if case is CPOCase.INACTIVE and not reward_gain > 0.0:
         return f"reward surrogate did not improve (gain {reward_gain:.3g})"
