@@ -26,7 +26,9 @@ from torch import Tensor
 from trpo.config.presets import preset_config
 from trpo.config.schema import TRPOConfig
 from trpo.core.advantages import normalize
-from trpo.core.networks import Actor, Critic, make_distribution, observation_dim
+from trpo.core.distributions import check_masks, mask_sizes
+from trpo.core.encoders import ObservationLayout
+from trpo.core.networks import make_distribution
 from trpo.core.normalization import ObservationNormalizer, RewardScaler
 from trpo.core.seeding import rng_state, seed_everything, set_rng_state
 from trpo.core.trust_region import detached_params, unflatten
@@ -48,6 +50,7 @@ from trpo.sampling.envs import (
     probe_env,
     space_to_json,
 )
+from trpo.sampling.policies import make_actor, make_critic
 from trpo.sampling.rollout import Batch
 from trpo.sampling.sampler import Sampler, make_sampler
 
@@ -63,7 +66,7 @@ class PolicyBatch:
     """An on-policy batch as the policy step sees it."""
 
     obs: Tensor
-    """Normalised observations [N, obs_dim]."""
+    """Stored observation rows [N, row] (normalised vectors; uint8 when they hold images)."""
     actions: Tensor
     adv: Tensor
     """Advantages (normalised if `normalize_advantages`)."""
@@ -71,6 +74,8 @@ class PolicyBatch:
     """Distribution parameters of pi_k, the policy that collected the batch (no gradient)."""
     log_prob_k: Tensor
     """log pi_k(a|s) of the batch's actions."""
+    mask: Tensor | None = None
+    """Legal actions [N, param_dim] (bool) the actions were sampled under; pi_k and every candidate use them."""
 
 
 class StepStats(Protocol):
@@ -159,15 +164,13 @@ class Learner:
         torch.set_num_threads(cfg.torch_threads)
         seed_everything(cfg.seed)
         self.observation_space, self.action_space = observation_space, action_space
-        self.obs_dim = observation_dim(observation_space)
+        self.layout = ObservationLayout(observation_space)
         self.dist = make_distribution(action_space)
         self.device = torch.device("cpu")  # config.validate() refuses any other device for now
-        self.actor = Actor(
-            self.obs_dim, self.dist, cfg.actor_sizes, cfg.activation, cfg.ortho_init, cfg.log_std_init, cfg.use_sde
-        )
-        self.critic = Critic(self.obs_dim, cfg.critic_sizes, cfg.activation, cfg.ortho_init)
+        self.actor = make_actor(cfg, self.layout, self.dist)
+        self.critic = make_critic(cfg, self.layout)
         self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=cfg.vf_lr, fused=True)
-        self.obs_normalizer = ObservationNormalizer((self.obs_dim,), cfg.normalize_obs, cfg.clip_obs)
+        self.obs_normalizer = ObservationNormalizer((self.layout.norm_dim,), cfg.normalize_obs, cfg.clip_obs)
         self.reward_scaler = RewardScaler(cfg.n_envs, cfg.gamma, cfg.normalize_reward, cfg.clip_reward)
         self.generator = torch.Generator().manual_seed(cfg.seed)
         action_dims = self.dist.param_dim // 2 if self.actor.gaussian else self.dist.param_dim
@@ -365,17 +368,17 @@ class Learner:
         obs = batch.obs
         adv = normalize(batch.advantages) if cfg.normalize_advantages else batch.advantages
         with torch.no_grad():  # pi_k: the policy that collected the batch
-            p_k = self.actor(obs)
+            p_k = self.actor(obs, batch.masks)
             log_prob_k = dist.log_prob(p_k, batch.actions)
             entropy_k = float(dist.entropy(p_k).mean())
-        step = self.policy_step(PolicyBatch(obs, batch.actions, adv, p_k, log_prob_k))
+        step = self.policy_step(PolicyBatch(obs, batch.actions, adv, p_k, log_prob_k, batch.masks))
         diagnostics = step.row()
 
         value_loss_before = self._value_loss(obs, batch.returns)
         vf_lr = self._critic_learning_rate()
         self._fit_critic(obs, batch.returns)
         with torch.no_grad():
-            p_new = self.actor(obs)
+            p_new = self.actor(obs, batch.masks)
         entropy = float(dist.entropy(p_new).mean())
         diagnostics.update({
             "train/entropy": entropy,
@@ -389,8 +392,13 @@ class Learner:
             "train/adv_std": float(batch.advantages.std()),
             "train/adv_abs_max": float(batch.advantages.abs().max()),
         })  # fmt: skip
-        for name, layers in (("actor", self.actor.features), ("critic", self.critic.net)):
-            for i, fraction in enumerate(dead_unit_fractions(layers, obs)):
+        for name, layers, x in (
+            ("actor", self.actor.features, self.actor.encode),
+            ("critic", self.critic.net, self.critic.encode),
+        ):
+            with torch.no_grad():
+                inputs = x(obs)
+            for i, fraction in enumerate(dead_unit_fractions(layers, inputs)):
                 diagnostics[f"train/dead_units_{name}_{i}"] = fraction
         if cfg.vf_lr_schedule != "constant":
             diagnostics["train/vf_lr"] = vf_lr
@@ -454,15 +462,23 @@ class Learner:
     # ------------------------------------------------------------------ acting
 
     @torch.no_grad()
-    def predict(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+    def predict(self, obs: Any, deterministic: bool = True, action_masks: Any = None) -> np.ndarray:
         """Action(s) for one observation or a batch, with the frozen observation normalisation.
 
         `obs` has the observation space's shape (one observation: one action) or a leading batch axis
-        (N observations: N actions); any other shape raises `ObservationError`, as does a non-numeric one.
+        (N observations: N actions); a Dict / Tuple observation holds one such array per key, all single or
+        all batched. Any other shape raises `ObservationError`, as does a non-numeric one or a missing key.
+        `action_masks` (bool, [n] or [N, n]; for MultiDiscrete the concatenated masks of the components):
+        only legal actions are taken, as the masks of `env.action_masks()` / `info["action_mask"]` say.
         """
-        obs, single = self._checked_observation(obs)
-        flat = self.obs_normalizer(obs.reshape(1 if single else obs.shape[0], -1))
-        params = self.actor(torch.from_numpy(flat))
+        if self.layout.structure == "single":
+            obs, single = self._checked_observation(obs)
+            obs = obs.reshape(1, *obs.shape) if single else obs
+        else:
+            obs, single = self.layout.checked(obs)
+        rows = self.layout.pack(obs, self.obs_normalizer)
+        mask = self._checked_mask(action_masks, rows.shape[0])
+        params = self.actor(torch.from_numpy(rows), mask)
         action = self.dist.mode(params) if deterministic else self.dist.sample(params, self.generator)
         out = action.numpy()
         if isinstance(self.action_space, spaces.Box):
@@ -470,6 +486,31 @@ class Learner:
         elif isinstance(self.action_space, spaces.Discrete):
             out = out + int(self.action_space.start)
         return out[0] if single else out
+
+    def _checked_mask(self, masks: Any, n: int) -> Tensor | None:
+        """`action_masks` of predict as a bool tensor [n, param_dim] (None: no mask); ObservationError otherwise."""
+        if masks is None:
+            return None
+        sizes = mask_sizes(self.dist)
+        if sizes is None:
+            raise ObservationError(
+                f"action masks need a Discrete or MultiDiscrete action space, not {self.action_space}"
+            )
+        mask = (
+            np.asarray(masks, dtype=bool).reshape(-1, self.dist.param_dim)
+            if np.size(masks) % self.dist.param_dim == 0
+            else None
+        )
+        if mask is None or mask.shape[0] not in (1, n):
+            raise ObservationError(
+                f"predict() got action_masks of shape {np.shape(masks)}; the action space {self.action_space} takes "
+                f"({self.dist.param_dim},) or (N, {self.dist.param_dim})"
+            )
+        tensor = torch.from_numpy(np.ascontiguousarray(np.broadcast_to(mask, (n, self.dist.param_dim))))
+        problem = check_masks(tensor, sizes)
+        if problem:
+            raise ObservationError(f"predict(): {problem}")
+        return tensor
 
     def _checked_observation(self, obs: Any) -> tuple[np.ndarray, bool]:
         """`obs` as an array, and whether it is one observation (else a batch); ObservationError otherwise."""

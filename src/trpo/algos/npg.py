@@ -115,11 +115,12 @@ class NPG(Learner):
         s = sqrt(2 delta / x^T F x) x (None if anything is non-finite or x^T F x <= 0)."""
         cfg, dist = self.config, self.dist
         obs, actions, adv, p_k, log_prob_k = b.obs, b.actions, b.adv, b.p_k, b.log_prob_k
+        inputs = (obs,) if b.mask is None else (obs, b.mask)  # the masks pi_k sampled under, for every candidate
         params_k = detached_params(self.actor)
         theta_k = flatten(params_k).to(torch.float64)
 
         def policy(theta: Tensor) -> Tensor:
-            return functional_call(self.actor, unflatten(theta, params_k), (obs,))
+            return functional_call(self.actor, unflatten(theta, params_k), inputs)
 
         def surrogate(p: Tensor) -> Tensor:
             """L(theta) = mean[pi_theta(a|s) / pi_k(a|s) * A] (+ ent_coef * mean entropy of pi_theta)."""
@@ -128,13 +129,16 @@ class NPG(Learner):
 
         # g = grad L at theta_k
         leaves = {name: p.clone().requires_grad_(True) for name, p in params_k.items()}
-        loss_k = surrogate(functional_call(self.actor, leaves, (obs,)))
+        loss_k = surrogate(functional_call(self.actor, leaves, inputs))
         g = flatten(torch.autograd.grad(loss_k, list(leaves.values()))).to(torch.float64)
 
         # x = (F + cI)^-1 g by conjugate gradient, F from (a subsample of) the batch
-        fvp_obs = obs[self.fvp_indices(obs.shape[0])] if cfg.fvp_subsample < 1 else obs
+        fvp_obs, fvp_mask = obs, b.mask
+        if cfg.fvp_subsample < 1:
+            idx = self.fvp_indices(obs.shape[0])
+            fvp_obs, fvp_mask = obs[idx], b.mask[idx] if b.mask is not None else None
         make_fvp = analytic_fvp if cfg.fvp_method == "analytic" else double_backprop_fvp
-        fvp = damped(make_fvp(self.actor, params_k, fvp_obs, dist), cfg.cg_damping)
+        fvp = damped(make_fvp(self.actor, params_k, fvp_obs, dist, fvp_mask), cfg.cg_damping)
         cg = conjugate_gradient(fvp, g, cfg.cg_iters, cfg.cg_tol)
 
         # s = sqrt(2 delta / x^T F x) x (rejected if anything is non-finite or x^T F x <= 0)

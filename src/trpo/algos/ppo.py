@@ -90,7 +90,7 @@ class PPO(Learner):
             order = torch.randperm(n, generator=self.generator)
             for start in range(0, n, size):
                 idx = order[start : start + size]
-                p = self.actor(b.obs[idx])
+                p = self.actor(b.obs[idx], b.mask[idx] if b.mask is not None else None)
                 log_ratio = dist.log_prob(p, b.actions[idx]) - b.log_prob_k[idx]
                 ratio = log_ratio.exp()
                 kl = float(approx_kl(log_ratio.detach()))
@@ -111,7 +111,7 @@ class PPO(Learner):
                 break
 
         with torch.no_grad():
-            p_new = self.actor(b.obs)
+            p_new = self.actor(b.obs, b.mask)
             kl_states = dist.kl(b.p_k, p_new)
             ratio_new = torch.exp(dist.log_prob(p_new, b.actions) - b.log_prob_k)
             gain = float((ratio_new * b.adv).mean() - b.adv.mean())  # L(theta) - L(theta_k), L(theta_k) = mean A

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 import tyro
 
 from trpo.cli.parsing import parse, with_env_flags
-from trpo.config.presets import preset_config
+from trpo.config.presets import preset_config, preset_wrappers
 from trpo.config.schema import TRPOConfig, load_yaml_config, load_yaml_env, save_yaml_config
 from trpo.errors import UserError
 from trpo.files import atomic_write_text
@@ -103,6 +103,8 @@ def _parse_train(argv: list[str]) -> tuple[TrainArgs, str | None, EnvSpec | None
         base = load_yaml_config(first.config, base=base)
     default = dataclasses.replace(first, hp=base, wrapper=())  # --wrapper appends to the default
     args = parse(TrainArgs, argv, "trpo train", default=default)
+    if first.preset and first.zoo is None and "env_wrappers" not in file_env and not args.wrapper:
+        file_env = {**file_env, "env_wrappers": preset_wrappers(EnvSpec(str(env_id)).registered_id)}
     recorded = spec_from_data({**file_env, "env_id": env_id}, str(first.config))
     return args, preset, cli_spec(None, args.env_kwargs, args.wrapper, recorded)
 

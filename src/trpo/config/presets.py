@@ -19,6 +19,9 @@ from trpo.config.schema import FIELD_NAMES, TRPOConfig, config_from_dict, reads
 
 ALGORITHMS_KEY = "algorithms"
 SHARES_PRESETS = {"npg": "trpo"}
+WRAPPERS_KEY = "env_wrappers"
+"""An entry's default wrappers (e.g. Atari preprocessing and frame stacking): `trpo train ENV_ID` applies
+them when the user gives no --wrapper, and records them in config.yaml like any wrapper."""
 
 
 @cache
@@ -34,6 +37,15 @@ def _all_presets() -> dict[str, dict[str, dict[str, Any]]]:
         else:
             by_algo["trpo"][str(key)] = dict(values or {})
     return by_algo
+
+
+def preset_wrappers(env_id: str | None) -> list[Any]:
+    """The default wrappers of `env_id`'s preset (any algorithm's entry), as YAML data; [] without."""
+    for entries in _all_presets().values():
+        wrappers = entries.get(env_id or "", {}).get(WRAPPERS_KEY)
+        if wrappers:
+            return list(wrappers)
+    return []
 
 
 def preset_names(algo: str = "trpo") -> list[str]:
@@ -54,11 +66,12 @@ def preset_config(
     presets = _all_presets()
     own = presets.get(algo, {}).get(env_id or "")
     if own is not None:
+        own = {k: v for k, v in own.items() if k != WRAPPERS_KEY}
         name = env_id if algo == "trpo" else f"{env_id} ({algo})"
         return config_from_dict(own, base=base, source=f"preset {name}"), name
     shared = presets.get(SHARES_PRESETS.get(algo, ""), {}).get(env_id or "")
     if shared is None:
         return base, None
     name = f"{env_id} ({SHARES_PRESETS[algo]}'s, shared by {algo})"
-    read = {k: v for k, v in shared.items() if k not in FIELD_NAMES or reads(algo, k)}  # NPG: no line search
+    read = {k: v for k, v in shared.items() if k != WRAPPERS_KEY and (k not in FIELD_NAMES or reads(algo, k))}
     return config_from_dict(read, base=base, source=f"preset {env_id}"), name

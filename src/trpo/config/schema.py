@@ -23,6 +23,7 @@ from trpo.files import atomic_write_text
 
 FvpMethod = Literal["analytic", "double_backprop"]
 Algo = Literal["trpo", "npg", "ppo"]
+CnnArch = Literal["auto", "nature", "small"]
 
 ALGOS: tuple[str, ...] = typing.get_args(Algo)
 NATURAL = ("trpo", "npg")
@@ -187,6 +188,12 @@ class TRPOConfig:
     policy is a Gaussian with state-dependent std sqrt(z(s)^2 sigma^2)."""
     sde_sample_freq: int = knob(4, ge=0)
     """Steps between resamplings of the gSDE exploration matrix (per env; 0 = once per rollout)."""
+    cnn: CnnArch = "auto"
+    """Encoder of image observations (uint8, bounds [0, 255]; actor and critic each have their own):
+    'nature' (Mnih et al. 2015; images of at least 36 x 36), 'small' (three 3x3 convolutions, for small
+    images such as MiniGrid's 7 x 7), or 'auto' (nature from 36 x 36 on, small below)."""
+    cnn_features_dim: int = knob(512, ge=1)
+    """Width of the linear layer after each image encoder's convolutions (ReLU)."""
 
     # --- normalisation ---
     normalize_obs: bool = True

@@ -10,6 +10,12 @@ An actor outputs a tensor `P` of shape [N, k]; each distribution below interpret
 Each gives log_prob, entropy, KL(old || new), a sample, the mode and `fisher_product`: the product
 M u with the Hessian M of KL(P_old || P) in P at P = P_old, which is the Fisher information of the
 distribution in its parameters. The Fisher of the policy is then F = E_s[J^T M J] (J = dP/dtheta).
+
+Action masks (categorical and multi-categorical logits): `masked_logits` replaces the logit of every illegal
+action by `MASKED_LOGIT`, whose probability under the softmax is exactly 0 (float32 and float64). The actor
+applies it to its output, so every function of this module, unchanged, sees masked parameters: illegal actions are
+never sampled nor the mode, their log-probability is never needed, they add 0 to entropy and KL (0 log 0 = 0),
+and the rows of the Fisher metric M = diag(p) - p p^T and of J = dP/dtheta for them are 0.
 """
 
 from __future__ import annotations
@@ -52,6 +58,27 @@ class Distribution(Protocol):
     def mode(self, params: Tensor) -> Tensor:
         """The most likely action per state (deterministic policy)."""
         ...
+
+
+MASKED_LOGIT = -1e8
+"""The logit of an illegal action: exp(-1e8 - max logit) is exactly 0 in float32 and float64, and it stays
+finite (no inf - inf = NaN in KL or entropy)."""
+
+
+def masked_logits(logits: Tensor, mask: Tensor) -> Tensor:
+    """logits where mask (legal), MASKED_LOGIT elsewhere; no gradient reaches the logits of illegal actions."""
+    return torch.where(mask, logits, torch.full_like(logits, MASKED_LOGIT))
+
+
+def check_masks(mask: Tensor, sizes: list[int]) -> str:
+    """Why a mask [N, sum(sizes)] is unusable ("" if it is not): every categorical needs a legal action."""
+    for i, chunk in enumerate(torch.split(mask, sizes, dim=-1)):
+        empty = ~chunk.any(dim=-1)
+        if bool(empty.any()):
+            row = int(torch.nonzero(empty)[0, 0])
+            where = f" of action component {i}" if len(sizes) > 1 else ""
+            return f"the action mask{where} allows no action (row {row})"
+    return ""
 
 
 class DiagGaussian:
@@ -189,6 +216,15 @@ class MultiCategorical:
 
     def mode(self, params: Tensor) -> Tensor:
         return torch.stack([torch.argmax(c, dim=-1) for c in self._chunks(params)], -1)
+
+
+def mask_sizes(dist: Distribution) -> list[int] | None:
+    """The categorical sizes an action mask of `dist` covers ([n] or nvec), None if it takes no mask."""
+    if isinstance(dist, Categorical):
+        return [dist.param_dim]
+    if isinstance(dist, MultiCategorical):
+        return list(dist.nvec)
+    return None
 
 
 class Bernoulli:

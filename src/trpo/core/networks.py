@@ -15,7 +15,8 @@ from gymnasium import spaces
 from torch import Tensor, nn
 from torch.nn import functional as nnf
 
-from trpo.core.distributions import Bernoulli, Categorical, DiagGaussian, Distribution, MultiCategorical
+from trpo.core.distributions import Bernoulli, Categorical, DiagGaussian, Distribution, MultiCategorical, masked_logits
+from trpo.core.encoders import ObservationEncoder
 from trpo.errors import ConfigError, UserError
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -59,19 +60,10 @@ def _is_elementwise(cls: type[nn.Module]) -> bool:
 
 
 def observation_dim(space: spaces.Space) -> int:
-    """Size of the flat observation vector; only real-valued Box observations are supported, and not
-    images (3-D, or 2-D of uint8), which an MLP on raw pixels would not learn from."""
+    """Size of the flat observation vector of a real-valued Box of any shape (images and other spaces go
+    through an `ObservationEncoder`, whose `out_dim` the MLP reads instead)."""
     if not isinstance(space, spaces.Box):
-        raise UserError(
-            f"unsupported observation space {space}: trpo needs a Box observation space; wrap the "
-            "environment (e.g. --wrapper gymnasium.wrappers:FlattenObservation) to turn it into one"
-        )
-    if len(space.shape) >= 3 or (len(space.shape) == 2 and space.dtype == np.uint8):
-        raise UserError(
-            f"observation space {space} holds images: pixel observations are not supported yet (trpo's "
-            "policies are MLPs on flat vectors, no CNN); give the environment a wrapper that turns them into "
-            "a feature vector, or flatten them with --wrapper gymnasium.wrappers:FlattenObservation"
-        )
+        raise UserError(f"observation_dim takes a Box observation space (got {space}); use an ObservationLayout")
     return int(np.prod(space.shape))
 
 
@@ -146,8 +138,12 @@ class Actor(nn.Module):
         ortho_init: bool = True,
         log_std_init: float = 0.0,
         use_sde: bool = False,
+        encoder: ObservationEncoder | None = None,
     ) -> None:
+        """`obs_dim`: the width of what the MLP reads: the observation, or `encoder.out_dim` with an encoder
+        (its own one: actor and critic never share parameters)."""
         super().__init__()
+        self.encoder = encoder
         self.distribution = distribution
         self.gaussian = isinstance(distribution, DiagGaussian)
         if use_sde and not self.gaussian:
@@ -161,11 +157,17 @@ class Actor(nn.Module):
         log_std_shape = (hidden_sizes[-1], head_dim) if use_sde else (head_dim,)
         self.log_std = nn.Parameter(torch.full(log_std_shape, float(log_std_init))) if self.gaussian else None
 
-    def forward(self, obs: Tensor) -> Tensor:
-        z = self.features(obs)
+    def encode(self, obs: Tensor) -> Tensor:
+        """What the MLP reads: the stored observation rows, or their encoding."""
+        return obs if self.encoder is None else self.encoder(obs)
+
+    def forward(self, obs: Tensor, mask: Tensor | None = None) -> Tensor:
+        """P for observation rows [N, row]; with an action `mask` [N, param_dim] (bool, categorical
+        policies) the logits of illegal actions are `MASKED_LOGIT` (probability 0)."""
+        z = self.features(obs if self.encoder is None else self.encoder(obs))
         out = self.head(z)
         if self.log_std is None:
-            return out
+            return out if mask is None else masked_logits(out, mask)
         if self.use_sde:
             return torch.cat([out, sde_log_std(z, self.log_std)], dim=-1)
         return torch.cat([out, self.log_std.expand_as(out)], dim=-1)
@@ -198,9 +200,10 @@ class ActionSampler:
             self.std = torch.exp(self.actor.log_std.detach())
 
     @torch.no_grad()
-    def __call__(self, obs: Tensor) -> Tensor:
-        out = self.head(self.features(obs))
+    def __call__(self, obs: Tensor, mask: Tensor | None = None) -> Tensor:
+        out = self.head(self.features(self.actor.encode(obs)))
         if self.std is None:
+            out = out if mask is None else masked_logits(out, mask)
             return self.actor.distribution.sample(out, self.generator)
         noise = torch.randn(out.shape, generator=self.generator)  # as DiagGaussian.sample draws it
         return out + self.std * noise
@@ -227,22 +230,34 @@ class StateDependentNoise(ActionSampler):
         self.resample()  # noise of this policy version, never of the previous one
 
     @torch.no_grad()
-    def __call__(self, obs: Tensor) -> Tensor:
-        """Sample one action per env for observations [n_envs, obs_dim]."""
+    def __call__(self, obs: Tensor, mask: Tensor | None = None) -> Tensor:
+        """Sample one action per env for observations [n_envs, obs_dim] (Gaussian: no mask)."""
         if self.steps is None or (self.sample_freq > 0 and self.steps == self.sample_freq):
             self.resample()
         assert self.steps is not None
         self.steps += 1
-        z = self.features(obs)
+        z = self.features(self.actor.encode(obs))
         return self.head(z) + torch.bmm(z.unsqueeze(1), self.matrices).squeeze(1)
 
 
 class Critic(nn.Module):
     """V_phi: maps observations to a scalar value estimate."""
 
-    def __init__(self, obs_dim: int, hidden_sizes: tuple[int, ...], activation: str, ortho_init: bool = True) -> None:
+    def __init__(
+        self,
+        obs_dim: int,
+        hidden_sizes: tuple[int, ...],
+        activation: str,
+        ortho_init: bool = True,
+        encoder: ObservationEncoder | None = None,
+    ) -> None:
         super().__init__()
+        self.encoder = encoder
         self.net = mlp([obs_dim, *hidden_sizes, 1], activation, ortho_init, out_gain=1.0)
 
+    def encode(self, obs: Tensor) -> Tensor:
+        """What the MLP reads: the stored observation rows, or their encoding."""
+        return obs if self.encoder is None else self.encoder(obs)
+
     def forward(self, obs: Tensor) -> Tensor:
-        return self.net(obs).squeeze(-1)
+        return self.net(obs if self.encoder is None else self.encoder(obs)).squeeze(-1)

@@ -50,13 +50,21 @@ def detached_params(module: nn.Module) -> Params:
 # ---------------------------------------------------------------- Fisher-vector products
 
 
-def analytic_fvp(actor: nn.Module, params: Params, obs: Tensor, dist: Distribution) -> VectorFn:
+def _inputs(obs: Tensor, mask: Tensor | None) -> tuple[Tensor, ...]:
+    """The actor's arguments: the observations, and the action masks when there are any."""
+    return (obs,) if mask is None else (obs, mask)
+
+
+def analytic_fvp(
+    actor: nn.Module, params: Params, obs: Tensor, dist: Distribution, mask: Tensor | None = None
+) -> VectorFn:
     """F v = (1/N) J^T M J v, with J = dP/dtheta of the actor's distribution parameters at theta_k.
 
     The actor is linearised once: the reverse-mode graph of P(theta) and a VJP of that VJP (which
     is J v, since the VJP is linear) are built here and reused by every call of the returned function.
+    With action masks, P holds the masked logits: J and M are 0 for illegal actions.
     """
-    p_k, vjp_fn = vjp(lambda ps: functional_call(actor, ps, (obs,)), params)[:2]
+    p_k, vjp_fn = vjp(lambda ps: functional_call(actor, ps, _inputs(obs, mask)), params)[:2]
     p_k = p_k.detach()
     transpose_vjp = vjp(vjp_fn, torch.zeros_like(p_k))[1]
     n = p_k.shape[0]
@@ -69,13 +77,15 @@ def analytic_fvp(actor: nn.Module, params: Params, obs: Tensor, dist: Distributi
     return fvp
 
 
-def double_backprop_fvp(actor: nn.Module, params: Params, obs: Tensor, dist: Distribution) -> VectorFn:
+def double_backprop_fvp(
+    actor: nn.Module, params: Params, obs: Tensor, dist: Distribution, mask: Tensor | None = None
+) -> VectorFn:
     """F v = d/dtheta [ (d KLbar / dtheta) . v ] at theta_k, KLbar = mean KL(pi_k || pi_theta).
 
     Generic: needs only the distribution's KL. The gradient graph is built once and reused.
     """
     leaves = {name: p.detach().clone().requires_grad_(True) for name, p in params.items()}
-    p_new = functional_call(actor, leaves, (obs,))
+    p_new = functional_call(actor, leaves, _inputs(obs, mask))
     kl = dist.kl(p_new.detach(), p_new).mean()
     grads = torch.autograd.grad(kl, list(leaves.values()), create_graph=True)
     flat_grad = flatten(grads)

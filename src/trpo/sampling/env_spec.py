@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib
+import importlib.util
 import json
 import os
 import sys
@@ -263,12 +264,21 @@ def resolve_wrapper(wrapper: WrapperSpec, spec: EnvSpec) -> Any:
     return target
 
 
+REGISTERING_PACKAGES = {"ALE/": "ale_py", "MiniGrid-": "minigrid", "BabyAI-": "minigrid"}
+"""Id prefixes whose package registers them when imported (what `import ale_py` does in a script): a plain
+`trpo train ALE/Pong-v5` or `MiniGrid-Empty-8x8-v0` imports it first, when it is installed."""
+
+
 def check_spec(spec: EnvSpec) -> None:
     """Import the spec's modules and check that its id is registered and its wrappers exist (UserError)."""
     import gymnasium as gym
 
     if spec.module is not None:
         import_module(spec.module, spec, f"environment {spec.id}")
+    else:
+        for prefix, package in REGISTERING_PACKAGES.items():
+            if spec.id.startswith(prefix) and importlib.util.find_spec(package) is not None:
+                importlib.import_module(package)
     try:
         gym.spec(spec.registered_id)
     except gym.error.Error as exc:

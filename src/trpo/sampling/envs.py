@@ -239,6 +239,14 @@ def space_to_json(space: spaces.Space, prefix: str) -> tuple[dict[str, Any], dic
         return {"type": "MultiDiscrete", "nvec": space.nvec.tolist()}, {}
     if isinstance(space, spaces.MultiBinary):
         return {"type": "MultiBinary", "n": int(np.prod(space.shape))}, {}
+    if isinstance(space, (spaces.Dict, spaces.Tuple)):
+        items = list(space.spaces.items()) if isinstance(space, spaces.Dict) else list(enumerate(space.spaces))
+        parts, tensors = [], {}
+        for key, sub in items:
+            desc, sub_tensors = space_to_json(sub, f"{prefix}.{key}")
+            parts.append([key, desc])
+            tensors.update(sub_tensors)
+        return {"type": type(space).__name__, "spaces": parts}, tensors
     raise UserError(f"cannot save a model for space {space}")
 
 
@@ -254,4 +262,8 @@ def space_from_json(desc: dict[str, Any], tensors: dict[str, torch.Tensor], pref
         return spaces.MultiDiscrete(np.array(desc["nvec"], dtype=np.int64))
     if kind == "MultiBinary":
         return spaces.MultiBinary(int(desc["n"]))
+    if kind == "Dict":
+        return spaces.Dict({key: space_from_json(sub, tensors, f"{prefix}.{key}") for key, sub in desc["spaces"]})
+    if kind == "Tuple":
+        return spaces.Tuple([space_from_json(sub, tensors, f"{prefix}.{key}") for key, sub in desc["spaces"]])
     raise ValueError(f"unknown space type {kind!r}")

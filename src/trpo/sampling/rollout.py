@@ -14,8 +14,9 @@ import torch
 from torch import Tensor
 
 from trpo.core.advantages import gae
-from trpo.core.distributions import Distribution
-from trpo.core.networks import ActionSampler, Actor, Critic, StateDependentNoise, observation_dim
+from trpo.core.distributions import Distribution, check_masks, mask_sizes
+from trpo.core.encoders import ObservationLayout
+from trpo.core.networks import ActionSampler, Actor, Critic, StateDependentNoise
 from trpo.core.normalization import ObservationNormalizer, RewardScaler
 from trpo.errors import EnvContractError, NonFiniteEnvError
 from trpo.sampling import env_state
@@ -30,6 +31,9 @@ class Batch:
     advantages: Tensor
     returns: Tensor
     values: Tensor
+    masks: Tensor | None = None
+    """Legal actions [N, param_dim] (bool) when the environment declares them, the masks the actions were
+    sampled under: the policy step evaluates pi_k and every candidate under the same masks."""
 
 
 @dataclass
@@ -42,7 +46,7 @@ class EpisodeStats:
 
 
 Truncation = tuple[int, np.ndarray, np.ndarray]
-"""(rollout step t, indices of the envs truncated at t, their normalised final observations [k, D])."""
+"""(rollout step t, indices of the envs truncated at t, their stored final observations [k, row])."""
 
 
 @dataclass
@@ -52,13 +56,14 @@ class Rollout:
     Observations are normalised with the statistics the actor saw when it acted.
     """
 
-    obs: Tensor  # [T, E, D]
+    obs: Tensor  # [T, E, row]: float32 vectors, or uint8 when the observations hold images
     actions: Tensor  # [T, E, *action_shape]
     raw_rewards: np.ndarray  # [T, E] float64, unscaled
     terminated: np.ndarray  # [T, E] bool
     ended: np.ndarray  # [T, E] bool: terminated or truncated
-    last_obs: np.ndarray  # [E, D] normalised observation after the last step
+    last_obs: np.ndarray  # [E, row] stored observation after the last step
     truncations: list[Truncation]
+    masks: Tensor | None = None  # [T, E, param_dim] bool: the legal actions each action was sampled under
 
 
 def concat_rollouts(parts: list[Rollout]) -> Rollout:
@@ -80,6 +85,7 @@ def concat_rollouts(parts: list[Rollout]) -> Rollout:
         ended=np.concatenate([p.ended for p in parts], axis=1),
         last_obs=np.concatenate([p.last_obs for p in parts], axis=0),
         truncations=truncations,
+        masks=torch.cat([p.masks for p in parts], dim=1) if parts[0].masks is not None else None,  # type: ignore[misc]
     )
 
 
@@ -116,6 +122,7 @@ def make_batch(
         advantages=advantages.reshape(n),
         returns=returns.reshape(n),
         values=values.reshape(n).clone(),
+        masks=rollout.masks.reshape(n, -1).clone() if rollout.masks is not None else None,
     )
 
 
@@ -145,9 +152,9 @@ class EnvStepper:
             else ActionSampler(actor, generator)
         )
         self.n_envs = envs.num_envs
-        obs_dim = observation_dim(envs.single_observation_space)
+        self.layout = ObservationLayout(envs.single_observation_space)
         t, e = n_steps, self.n_envs
-        self.obs = torch.zeros((t, e, obs_dim))
+        self.obs = torch.zeros((t, e, self.layout.row_size), dtype=self.layout.storage_dtype)
         self.actions = torch.zeros((t, e, *self.dist.action_shape), dtype=self.dist.action_dtype)
         self.raw_rewards = np.zeros((t, e), dtype=np.float64)
         # NumPy buffers written by the loop, seen by torch through shared-memory views
@@ -157,17 +164,28 @@ class EnvStepper:
         self.episode_return = np.zeros(e, dtype=np.float64)
         self.episode_length = np.zeros(e, dtype=np.int64)
         self.action_transform = _action_transform(envs.single_action_space)
-        self.raw_obs: np.ndarray = np.zeros(0)
+        self.raw_obs: Any = np.zeros(0)
+        self.mask_sizes = mask_sizes(self.dist)
+        self.mask_source: str | None = None
+        """Where the legal actions come from: "info" (info["action_mask"]), "method" (env.action_masks(),
+        MaskablePPO's convention) or None (no masks); found at the first reset."""
+        self.masks: Tensor | None = None  # [T, E, param_dim] bool, allocated when the env has masks
+        self.mask: np.ndarray | None = None  # the legal actions in the current states [E, param_dim]
 
     def reset(self, seed: int | None) -> None:
         """Start new episodes in every env (seeded `seed, seed + 1, ...`)."""
         try:
-            raw_obs, _ = self.envs.reset(seed=seed)
+            raw_obs, info = self.envs.reset(seed=seed)
         except EnvContractError as exc:
             raise _at_step(exc, None) from None
-        self._check_finite("observation", raw_obs, -1, 0)
+        self._check_finite("observation", self.layout.numeric_part(raw_obs), -1, 0)
         self.raw_obs = raw_obs
-        self.obs_normalizer.update(raw_obs)
+        self.obs_normalizer.update(self.layout.vector_part(raw_obs))
+        if self.mask_source is None and self.mask_sizes is not None:
+            self.mask_source = self._find_mask_source(info)
+            if self.mask_source is not None:
+                self.masks = torch.ones((self.n_steps, self.n_envs, self.dist.param_dim), dtype=torch.bool)
+        self.mask = self._read_mask(info, -1)
         self.episode_return[:] = 0.0
         self.episode_length[:] = 0
 
@@ -185,7 +203,10 @@ class EnvStepper:
             "recent_lengths": list(self.stats.lengths),
             "episodes": self.stats.episodes,
         }
-        return data, {"collector.raw_obs": torch.from_numpy(np.array(self.raw_obs))}
+        tensors = self.layout.to_tensors(self.raw_obs, "collector.raw_obs")
+        if self.mask is not None:
+            tensors["collector.mask"] = torch.from_numpy(self.mask.copy())
+        return data, tensors
 
     def restore(self, data: dict[str, Any], tensors: dict[str, Tensor]) -> bool:
         """Continue from `state()`. Returns False if the envs could not be restored (then call reset)."""
@@ -194,7 +215,9 @@ class EnvStepper:
             return False
         self.envs.reset()  # brings every wrapper into its post-reset state; then the saved state replaces it
         env_state.restore_all(self.envs, data["envs"])
-        self.raw_obs = tensors["collector.raw_obs"].numpy().copy()
+        self.raw_obs = self.layout.from_tensors(tensors, "collector.raw_obs")
+        if self.masks is not None and "collector.mask" in tensors:
+            self.mask = tensors["collector.mask"].numpy().copy()
         self.episode_return[:] = data["episode_return"]
         self.episode_length[:] = data["episode_length"]
         return True
@@ -225,10 +248,17 @@ class EnvStepper:
         """
         self.sample_actions.start_rollout()
         truncations: list[Truncation] = []
+        layout = self.layout
         for t in range(self.n_steps):
             obs = self.obs[t]
-            obs.copy_(torch.from_numpy(self.obs_normalizer(self.raw_obs)).view_as(obs))
-            action = self.sample_actions(obs)
+            obs.copy_(torch.from_numpy(layout.pack(self.raw_obs, self.obs_normalizer)).view_as(obs))
+            if self.masks is not None:
+                assert self.mask is not None
+                mask = self.masks[t]
+                mask.copy_(torch.from_numpy(self.mask))
+                action = self.sample_actions(obs, mask)
+            else:
+                action = self.sample_actions(obs)
             self.actions[t] = action
 
             try:
@@ -236,7 +266,9 @@ class EnvStepper:
             except EnvContractError as exc:
                 raise _at_step(exc, start_step + (t + 1) * self.n_envs) from None
             self._check_finite("reward", reward, t, start_step)
-            self._check_finite("observation", raw_obs, t, start_step)
+            self._check_finite("observation", layout.numeric_part(raw_obs), t, start_step)
+            if self.masks is not None:
+                self.mask = self._read_mask(info, start_step + (t + 1) * self.n_envs)
             ended = terminated | truncated
             self._record_episodes(reward, ended)
             self.raw_rewards[t] = reward
@@ -247,13 +279,47 @@ class EnvStepper:
                 # SAME_STEP autoreset: raw_obs is already the next episode's first observation;
                 # the state the truncated episode reached is in info["final_obs"].
                 idx = np.flatnonzero(truncated_only)
-                final = np.stack([info["final_obs"][i] for i in idx])
-                self._check_finite("final observation", final, t, start_step, env_indices=idx)
-                truncations.append((t, idx, self.obs_normalizer(final).reshape(len(idx), -1)))
+                final = layout.stack([info["final_obs"][i] for i in idx])
+                self._check_finite("final observation", layout.numeric_part(final), t, start_step, env_indices=idx)
+                truncations.append((t, idx, layout.pack(final, self.obs_normalizer).reshape(len(idx), -1)))
             self.raw_obs = raw_obs
-            self.obs_normalizer.update(raw_obs)
-        last_obs = self.obs_normalizer(self.raw_obs).reshape(self.n_envs, -1)
-        return Rollout(self.obs, self.actions, self.raw_rewards, self._terminated, self._ended, last_obs, truncations)
+            self.obs_normalizer.update(layout.vector_part(raw_obs))
+        last_obs = layout.pack(self.raw_obs, self.obs_normalizer).reshape(self.n_envs, -1)
+        return Rollout(
+            self.obs, self.actions, self.raw_rewards, self._terminated, self._ended, last_obs, truncations, self.masks
+        )
+
+    def _find_mask_source(self, info: dict[str, Any]) -> str | None:
+        """Where this env's legal actions come from (see `mask_source`)."""
+        if "action_mask" in info:
+            return "info"
+        if all(self.envs.call("has_wrapper_attr", "action_masks")):  # type: ignore[attr-defined]
+            return "method"
+        return None
+
+    def _read_mask(self, info: dict[str, Any], step: int) -> np.ndarray | None:
+        """The legal actions in the current states [E, param_dim] (bool), checked; None without masks."""
+        if self.mask_source is None:
+            return None
+        if self.mask_source == "info":
+            if "action_mask" not in info:
+                raise EnvContractError("info has no 'action_mask' (it had one at reset)", -1, step)
+            raw = info["action_mask"]
+        else:
+            raw = np.stack([np.asarray(m) for m in self.envs.call("action_masks")])  # type: ignore[attr-defined]
+        mask = np.asarray(raw).reshape(self.n_envs, -1).astype(bool)
+        if mask.shape[1] != self.dist.param_dim:
+            raise EnvContractError(
+                f"the action mask has {mask.shape[1]} entries per env; the action space needs {self.dist.param_dim} "
+                "(one per action; for MultiDiscrete the masks of every component, concatenated)",
+                -1,
+                step,
+            )
+        assert self.mask_sizes is not None
+        problem = check_masks(torch.from_numpy(mask), self.mask_sizes)
+        if problem:
+            raise EnvContractError(problem.replace("(row", "(env"), -1, step)
+        return mask
 
     def _record_episodes(self, reward: np.ndarray, ended: np.ndarray) -> None:
         self.episode_return += reward

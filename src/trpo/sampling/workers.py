@@ -34,10 +34,12 @@ from numpy.typing import NDArray
 from torch import Tensor
 
 from trpo.config.schema import TRPOConfig
-from trpo.core.networks import Actor, Critic, make_distribution, observation_dim
+from trpo.core.encoders import ObservationLayout
+from trpo.core.networks import Actor, Critic, make_distribution
 from trpo.core.normalization import ObservationNormalizer, RewardScaler, RunningMeanStd, flat_batch
 from trpo.errors import EnvContractError, NonFiniteEnvError
 from trpo.sampling.envs import EnvFactory, make_vector_env
+from trpo.sampling.policies import make_actor
 from trpo.sampling.rollout import (
     Batch,
     EnvStepper,
@@ -124,13 +126,10 @@ class Worker:
     ) -> None:
         torch.set_num_threads(config.torch_threads)
         observation_space, action_space = spaces_
-        obs_dim = observation_dim(observation_space)
+        layout = ObservationLayout(observation_space)
         self.config, self.index, self.n_envs = config, index, n_envs
-        self.actor = Actor(
-            obs_dim, make_distribution(action_space), config.actor_sizes, config.activation,
-            config.ortho_init, config.log_std_init, config.use_sde,
-        )  # fmt: skip
-        self.normalizer = TrackingNormalizer((obs_dim,), config.normalize_obs, config.clip_obs)
+        self.actor = make_actor(config, layout, make_distribution(action_space))
+        self.normalizer = TrackingNormalizer((layout.norm_dim,), config.normalize_obs, config.clip_obs)
         self.generator = torch.Generator().manual_seed(generator_seed(config.seed, index, 0))
         envs = make_vector_env(env_fn, n_envs, "sync")
         self.runner = EnvStepper(
