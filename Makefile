@@ -19,7 +19,7 @@ $(VENV)/.installed: $(BIN)/activate pyproject.toml
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(BIN)/pip install --quiet -e ".[mujoco,dev,ray,export,record,tune,wandb]"
+	$(BIN)/pip install --quiet -e ".[mujoco,dev,ray,export,record,tune,wandb,atari,minigrid]"
 	touch $@
 
 install: $(VENV)/.installed

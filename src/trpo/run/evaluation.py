@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from trpo.sampling.contract import checked_env
+from trpo.sampling.contract import action_mask, checked_env
 
 if TYPE_CHECKING:
     import gymnasium as gym
@@ -21,12 +21,18 @@ def play_episode(
 ) -> tuple[float, int]:
     """One episode from `env.reset(seed=seed)` with `agent.predict`: its undiscounted return and length.
     `after_step` (e.g. grabbing a video frame) is called after the reset and after every step."""
-    obs, _ = env.reset(seed=seed)
+    obs, info = env.reset(seed=seed)
     total, length, done = 0.0, 0, False
     if after_step is not None:
         after_step()
     while not done:
-        obs, reward, terminated, truncated, _ = env.step(agent.predict(obs, deterministic=deterministic))
+        mask = action_mask(env, info)  # legal actions, when the env declares them: only those are taken
+        action = (
+            agent.predict(obs, deterministic=deterministic)
+            if mask is None
+            else agent.predict(obs, deterministic=deterministic, action_masks=mask)
+        )
+        obs, reward, terminated, truncated, info = env.step(action)
         if after_step is not None:
             after_step()
         total += float(reward)

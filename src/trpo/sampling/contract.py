@@ -126,3 +126,13 @@ class ContractChecker(gym.Wrapper):
 def checked_env(factory: Any, index: int) -> gym.Env:
     """`factory()` wrapped in a `ContractChecker` for sub-environment `index` (picklable with `factory`)."""
     return ContractChecker(factory(), index)
+
+
+def action_mask(env: gym.Env, info: dict[str, Any]) -> np.ndarray | None:
+    """The legal actions of `env` in its current state, when it declares them: `info["action_mask"]`, or
+    its `action_masks()` method (sb3-contrib MaskablePPO's convention); None otherwise."""
+    if "action_mask" in info:
+        return np.asarray(info["action_mask"], dtype=bool)
+    if env.has_wrapper_attr("action_masks"):
+        return np.asarray(env.get_wrapper_attr("action_masks")(), dtype=bool)
+    return None
