@@ -192,7 +192,7 @@ def assert_clean_error(result: subprocess.CompletedProcess[str], *fragments: str
         (["train", "CartPole-v1", "--backtrack-coef", "1.5"], ["backtrack_coef must be in (0, 1)"]),
         (["train", "CartPole-v1", "--n-envs", "two"], ["--n-envs"]),
         (["train", "CartPole-v1", "--no-such-flag"], ["Unrecognized options: --no-such-flag"]),
-        (["train", "FrozenLake-v1"], ["unsupported observation space Discrete(16)"]),
+        (["train", "CartPole-v1", "--cnn", "huge"], ["--cnn"]),
         (["train", "--resume", "/nonexistent/run"], ["does not exist"]),
         (["train"], ["needs an environment id"]),
         (["eval", "/nonexistent/run"], ["does not exist"]),

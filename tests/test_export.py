@@ -126,7 +126,7 @@ def test_a_wrong_graph_is_caught_and_not_written(
     saved: dict[str, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     forward = PolicyGraph.forward
-    monkeypatch.setattr(PolicyGraph, "forward", lambda self, obs: forward(self, obs) + 1e-3)
+    monkeypatch.setattr(PolicyGraph, "forward", lambda self, *inputs: forward(self, *inputs) + 1e-3)
     out = tmp_path / "policy.onnx"
     code = main(["export", str(saved["Pendulum-v1"]), "--out", str(out), "--samples", "64"])
     assert_one_line_error(code, capsys, 1, "differs from predict() by 0.001", "was not written")

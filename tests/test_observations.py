@@ -4,20 +4,27 @@ image and masked batches, predict's checks, save/load, and learning on made envi
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
-from obs_envs import DictMode, MaskedChoice, MaskedChoiceInfo, PixelSide
 from torch.autograd.functional import hessian
 from torch.func import functional_call
 
+from obs_envs import DictMode, MaskedChoice, MaskedChoiceInfo, PixelSide
 from trpo import TRPO, TRPOConfig
 from trpo.algos.learner import PolicyBatch
 from trpo.core.distributions import MASKED_LOGIT, Categorical, Distribution, MultiCategorical, masked_logits
-from trpo.core.encoders import ObservationEncoder, ObservationLayout, image_channels_first, is_image_space
+from trpo.core.encoders import (
+    ImageEncoder,
+    ObservationEncoder,
+    ObservationLayout,
+    image_channels_first,
+    is_image_space,
+)
 from trpo.core.networks import Actor
 from trpo.core.trust_region import analytic_fvp, detached_params, double_backprop_fvp, flatten, unflatten
 from trpo.errors import ObservationError
@@ -118,11 +125,22 @@ def test_masked_actions_have_zero_probability_everywhere() -> None:
 # ---------------------------------------------------------------- exact FVPs against explicit Hessians
 
 
+def tiny_cnns(encoder: ObservationEncoder) -> ObservationEncoder:
+    """The encoder with each image CNN cut down to one 2-channel 3x3/2 convolution and a 3-wide linear
+    layer (on 6 x 6 images: about 70 parameters), so that explicit Hessians stay small."""
+    for cnn in encoder.cnns:
+        assert isinstance(cnn, ImageEncoder)
+        cnn.conv = torch.nn.Sequential(torch.nn.Conv2d(2, 2, 3, stride=2), torch.nn.ReLU(), torch.nn.Flatten())
+        cnn.linear = torch.nn.Linear(8, 3)
+    encoder.out_dim = sum(3 if leaf.kind == "image" else leaf.features for leaf in encoder.layout.leaves)
+    return encoder
+
+
 def cnn_actor(dist: Distribution) -> tuple[Actor, torch.Tensor]:
     """A tiny CNN policy on 6 x 6 x 2 images (float64) and a batch of 7 stored image rows."""
     torch.manual_seed(0)
     layout = ObservationLayout(spaces.Box(0, 255, (6, 6, 2), np.uint8))
-    encoder = ObservationEncoder(layout, "small", 4, False)
+    encoder = tiny_cnns(ObservationEncoder(layout, "small", 3, False))
     actor = Actor(encoder.out_dim, dist, (5,), "tanh", ortho_init=False, encoder=encoder).double()
     raw = np.random.default_rng(1).integers(0, 256, (7, 6, 6, 2), dtype=np.uint8)
     return actor, torch.from_numpy(layout.pack(raw, lambda v: v))
@@ -132,8 +150,8 @@ def dict_actor(dist: Distribution) -> tuple[Actor, torch.Tensor]:
     """A Dict policy (image, vector, Discrete, MultiDiscrete, MultiBinary leaves; float64) and 7 stored rows."""
     torch.manual_seed(0)
     layout = ObservationLayout(DICT_SPACE)
-    encoder = ObservationEncoder(layout, "small", 3, False)
-    actor = Actor(encoder.out_dim, dist, (4,), "tanh", ortho_init=False, log_std_init=-0.3, encoder=encoder).double()
+    encoder = tiny_cnns(ObservationEncoder(layout, "small", 3, False))
+    actor = Actor(encoder.out_dim, dist, (4,), "tanh", ortho_init=False, encoder=encoder).double()
     DICT_SPACE.seed(1)
     raw = layout.stack([DICT_SPACE.sample() for _ in range(7)])
     return actor, torch.from_numpy(layout.pack(raw, lambda v: v.astype(np.float32)))
@@ -171,11 +189,18 @@ CASES = {
 }
 
 
+@functools.cache
+def case_hessian(case: str) -> torch.Tensor:
+    """The explicit Hessian of a case (its actor is rebuilt identically by every CASES call)."""
+    actor, obs, mask, dist = CASES[case]()
+    return explicit_kl_hessian(actor, obs, dist, mask)
+
+
 @pytest.mark.parametrize("case", list(CASES))
 @pytest.mark.parametrize("make_fvp", [analytic_fvp, double_backprop_fvp])
 def test_fvp_equals_explicit_hessian_of_mean_kl(case: str, make_fvp) -> None:  # type: ignore[no-untyped-def]
     actor, obs, mask, dist = CASES[case]()
-    h = explicit_kl_hessian(actor, obs, dist, mask)
+    h = case_hessian(case)
     assert float(torch.linalg.matrix_norm(h)) > 0
     fvp = make_fvp(actor, detached_params(actor), obs, dist, mask)
     gen = torch.Generator().manual_seed(2)
@@ -188,8 +213,8 @@ def test_fvp_equals_explicit_hessian_of_mean_kl(case: str, make_fvp) -> None:  #
 
 def test_masked_fisher_ignores_the_logits_of_illegal_actions() -> None:
     """A mask changes F: the masked Hessian is not the unmasked one (the masks really enter the FVP)."""
-    actor, obs, mask, dist = CASES["masked_categorical"]()
-    masked = explicit_kl_hessian(actor, obs, dist, mask)
+    actor, obs, _, dist = CASES["masked_categorical"]()
+    masked = case_hessian("masked_categorical")
     unmasked = explicit_kl_hessian(actor, obs, dist, None)
     assert float(torch.linalg.matrix_norm(masked - unmasked)) > 1e-3 * float(torch.linalg.matrix_norm(unmasked))
 
@@ -266,9 +291,9 @@ def test_a_pixel_policy_learns_what_only_the_pixels_show() -> None:
 
     cfg = TRPOConfig(n_envs=8, n_steps=32, max_kl=0.05, cnn_features_dim=32, hidden_sizes=(32,), vf_epochs=2)
     agent = TRPO(PixelSide, cfg, seed=0)
-    agent.learn(6144)
+    agent.learn(1024)
     result = evaluate(agent, episodes=10, seed=123)
-    assert float(result["mean_return"]) >= 7.0  # of 8; a policy blind to the pixels gets 4
+    assert float(result["mean_return"]) >= 7.0  # of 8; a policy blind to the pixels gets 4 on average
 
 
 def test_a_dict_policy_learns_from_its_discrete_key() -> None:
@@ -276,8 +301,8 @@ def test_a_dict_policy_learns_from_its_discrete_key() -> None:
 
     cfg = TRPOConfig(n_envs=8, n_steps=32, max_kl=0.05, hidden_sizes=(32,))
     agent = TRPO(DictMode, cfg, seed=0)
-    agent.learn(4096)
-    assert float(evaluate(agent, episodes=10, seed=123)["mean_return"]) >= 7.5  # of 8; blind: 8/3
+    agent.learn(2048)
+    assert float(evaluate(agent, episodes=10, seed=123)["mean_return"]) >= 7.0  # of 8; blind to "mode": 8/3
 
 
 @pytest.mark.parametrize("env_cls", [MaskedChoice, MaskedChoiceInfo])
@@ -290,3 +315,50 @@ def test_with_masks_no_illegal_action_is_ever_taken(env_cls: type) -> None:
     result = evaluate(agent, episodes=5, deterministic=False)
     assert MaskedChoiceInfo.illegal == 0 and MaskedChoiceInfo.legal_steps > 1000
     assert float(result["mean_return"]) == 8.0
+
+
+def test_images_of_any_byte_count_unpack() -> None:
+    """7 x 7 x 3 = 147 bytes (not a multiple of 4), alone and beside a float leaf."""
+    image = spaces.Box(0, 255, (7, 7, 3), np.uint8)
+    for space in (image, spaces.Dict({"image": image, "x": spaces.Box(-1, 1, (2,), np.float32)})):
+        layout = ObservationLayout(space)
+        space.seed(0)
+        raw = layout.stack([space.sample() for _ in range(3)])
+        parts = layout.unpack(torch.from_numpy(layout.pack(raw, lambda v: v.astype(np.float32)))[1:])
+        pixels = raw["image"] if isinstance(raw, dict) else raw
+        assert torch.equal(parts[0], torch.from_numpy(pixels[1:]).permute(0, 3, 1, 2))
+        if isinstance(raw, dict):
+            np.testing.assert_array_equal(parts[1].numpy(), raw["x"][1:])
+
+
+@pytest.mark.parametrize(
+    ("env_cls", "names"),
+    [(PixelSide, ["obs"]), (DictMode, ["obs.mode", "obs.noise"]), (MaskedChoice, ["obs", "action_mask"])],
+)
+def test_export_takes_the_same_observation_structure(env_cls: type, names: list[str], tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from conftest import require
+
+    onnx = require("onnx", "export")
+    ort = require("onnxruntime", "export")
+    from trpo.tools.export import TOLERANCE, export_checked, random_masks, random_observations
+
+    agent = _agent(env_cls)
+    agent.learn(256)  # normaliser statistics and weights away from their initial values
+    diff = export_checked(agent, tmp_path / "p.onnx", samples=64)
+    assert diff <= TOLERANCE
+    assert [i.name for i in onnx.load(str(tmp_path / "p.onnx")).graph.input] == names
+    if env_cls is MaskedChoice:  # masked actions are never chosen by the graph either
+        session = ort.InferenceSession(str(tmp_path / "p.onnx"), providers=["CPUExecutionProvider"])
+        obs, masks = random_observations(agent, 50, seed=3), random_masks(agent, 50, seed=3)
+        (actions,) = session.run(["action"], {"obs": obs, "action_mask": masks})
+        assert bool(masks[np.arange(50), actions].all())
+
+
+def test_discrete_and_tuple_observations_train() -> None:
+    """FrozenLake's Discrete(16) position and Blackjack's Tuple of Discretes: one-hot encoded, no normaliser."""
+    for env_id in ("FrozenLake-v1", "Blackjack-v1"):
+        agent = TRPO(env_id, TRPOConfig(n_envs=2, n_steps=32, hidden_sizes=(8,)), seed=0)
+        assert agent.layout.norm_dim == 0 and agent.actor.encoder is not None
+        agent.learn(128)
+        obs = agent.observation_space.sample()
+        assert agent.action_space.contains(agent.predict(obs))

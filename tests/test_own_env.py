@@ -77,18 +77,18 @@ class Broken(Steady):
         return obs, reward, terminated, truncated, info
 
 
-class Pixels(Steady):
+class Words(Steady):
     def __init__(self):
         super().__init__()
-        self.observation_space = gym.spaces.Box(0, 255, (16, 16, 3), np.uint8)
+        self.observation_space = gym.spaces.Text(8)
 
     def reset(self, *, seed=None, options=None):
-        return np.zeros((16, 16, 3), np.uint8), {}
+        return "word", {}
 
 
 gym.register("Steady-v0", entry_point=Steady, max_episode_steps=50)
 gym.register("Broken-v0", entry_point=Broken, max_episode_steps=20)
-gym.register("Pixels-v0", entry_point=Pixels, max_episode_steps=20)
+gym.register("Words-v0", entry_point=Words, max_episode_steps=20)
 '''
 
 EVIL = "from pathlib import Path\nPath({marker!r}).write_text('imported')\n"
@@ -188,7 +188,7 @@ def test_config_file_gives_the_env_and_flags_replace_its_kwargs(modules: Path, t
         (["train", "CartPole-v1", "--wrapper", "FlattenObservation"], ["a wrapper is MODULE:CLASS"]),
         (["train", "CartPole-v1", "--wrapper", "gymnasium.wrappers:Nope"], ["has no attribute 'Nope'"]),
         (["train", "CartPole-v1", "--wrapper", "gymnasium.wrappers:TimeLimit={x: 1}"], ["cannot apply wrapper"]),
-        (["train", "trpo_test_envs:Pixels-v0"], ["pixel observations are not supported yet", "FlattenObservation"]),
+        (["train", "trpo_test_envs:Words-v0"], ["unsupported observation space Text", "FilterObservation"]),
     ],
 )
 def test_env_mistakes_give_one_line(args: list[str], fragments: list[str], modules: Path, tmp_path: Path) -> None:

@@ -506,7 +506,7 @@ class Learner:
                 f"predict() got action_masks of shape {np.shape(masks)}; the action space {self.action_space} takes "
                 f"({self.dist.param_dim},) or (N, {self.dist.param_dim})"
             )
-        tensor = torch.from_numpy(np.ascontiguousarray(np.broadcast_to(mask, (n, self.dist.param_dim))))
+        tensor = torch.from_numpy(np.array(np.broadcast_to(mask, (n, self.dist.param_dim))))
         problem = check_masks(tensor, sizes)
         if problem:
             raise ObservationError(f"predict(): {problem}")

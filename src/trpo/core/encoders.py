@@ -275,24 +275,29 @@ class ObservationLayout:
         """Rows [B, row_size] split into leaves, in layout order: images uint8 [B, C, H, W], vector leaves
         float [B, size], discrete indices [B, 1], multidiscrete indices [B, k], binary [B, n]."""
         batch = rows.shape[0]
-        floats = rows[:, self.image_bytes :].contiguous().view(torch.float32) if self.images else rows
+        floats = rows
+        if self.images:  # float leaves stored as float32 bytes after the pixels (a copy, so aligned for the view)
+            tail = rows[:, self.image_bytes :]
+            floats = tail.clone().view(torch.float32) if self.float_dim else tail.new_zeros((batch, 0))
         out: dict[int, Tensor] = {}
         byte, value = 0, 0
         order = [*self.images, *self.vectors, *self.others]
         for leaf in order:
             i = self.leaves.index(leaf)
             if leaf.kind == "image":
-                pixels = rows[:, byte : byte + leaf.size].reshape(batch, *leaf.shape)
-                if len(leaf.shape) == 2:
-                    pixels = pixels.unsqueeze(1)
-                elif not image_channels_first(leaf.shape):
-                    pixels = pixels.permute(0, 3, 1, 2)
-                out[i] = pixels
+                out[i] = channels_first(rows[:, byte : byte + leaf.size].reshape(batch, *leaf.shape), leaf)
                 byte += leaf.size
             else:
                 out[i] = floats[:, value : value + leaf.size]
                 value += leaf.size
         return [out[i] for i in range(len(self.leaves))]
+
+
+def channels_first(pixels: Tensor, leaf: Leaf) -> Tensor:
+    """A batch of an image leaf's observations [B, *leaf.shape] as [B, C, H, W]."""
+    if len(leaf.shape) == 2:
+        return pixels.unsqueeze(1)
+    return pixels if image_channels_first(leaf.shape) else pixels.permute(0, 3, 1, 2)
 
 
 # ---------------------------------------------------------------- CNNs

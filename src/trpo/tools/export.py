@@ -1,7 +1,8 @@
 """`trpo export`: a run's deterministic policy as one standalone ONNX graph, checked against `Learner.predict`.
 
-The graph takes raw observations [batch, *obs_shape] in the observation space's dtype and returns the
-action `Learner.predict(obs, deterministic=True)` returns, for a whole batch:
+The graph takes raw observations [batch, *obs_shape] in the observation space's dtype (one input per key of a
+Dict / Tuple observation, images as uint8; plus an `action_mask` input when the environment declares legal
+actions) and returns the action `Learner.predict(obs, deterministic=True)` returns, for a whole batch:
 
     z = clip((obs - mean) / sqrt(var + eps), -clip_obs, clip_obs)   in float64, then float32 (frozen stats)
     P = head(features(z))                                           the actor (mean or logits)
@@ -30,8 +31,10 @@ import tyro
 from gymnasium import spaces
 from torch import Tensor, nn
 
-from trpo.core.distributions import Bernoulli, Categorical, DiagGaussian, MultiCategorical
+from trpo.core.distributions import Bernoulli, Categorical, DiagGaussian, MultiCategorical, mask_sizes, masked_logits
+from trpo.core.encoders import channels_first
 from trpo.errors import UserError
+from trpo.sampling.contract import action_mask
 
 if TYPE_CHECKING:
     from trpo.algos.learner import Learner
@@ -59,17 +62,25 @@ class ExportArgs:
 
 
 class PolicyGraph(nn.Module):
-    """Raw observation -> deterministic action, exactly as `Learner.predict(obs, deterministic=True)`."""
+    """Raw observation -> deterministic action, exactly as `Learner.predict(obs, deterministic=True)`.
+
+    Its inputs, in order (`input_names`): the observation ("obs"), or one per key of a Dict / Tuple
+    observation ("obs.<key>", in the space's order, each in its own dtype); then, for an environment with
+    action masks, "action_mask" (bool [batch, n]): illegal actions are never chosen, as in predict.
+    """
 
     obs_mean: Tensor  # buffers: constants of the graph
     obs_std: Tensor
     low: Tensor
     high: Tensor
 
-    def __init__(self, agent: Learner) -> None:
+    def __init__(self, agent: Learner, masked: bool = False) -> None:
         super().__init__()
+        self.layout = agent.layout
+        self.encoder = agent.actor.encoder
         self.features, self.head = agent.actor.features, agent.actor.head
         self.dist = agent.dist
+        self.masked = masked
         normalizer = agent.obs_normalizer
         self.normalize = normalizer.enabled
         self.clip_obs = float(normalizer.clip)
@@ -85,12 +96,45 @@ class PolicyGraph(nn.Module):
             self.register_buffer("high", torch.from_numpy(np.asarray(space.high, dtype=np.float32)))
             self.action_dtype = torch.from_numpy(np.zeros(0, dtype=space.dtype)).dtype
 
-    def forward(self, obs: Tensor) -> Tensor:
-        flat = obs.reshape(obs.shape[0], -1)
-        if self.normalize:
-            z = (flat.to(torch.float64) - self.obs_mean) / self.obs_std
-            flat = torch.clamp(z, -self.clip_obs, self.clip_obs)
-        p = self.head(self.features(flat.to(torch.float32)))
+    @property
+    def input_names(self) -> list[str]:
+        names = ["obs"] if self.layout.structure == "single" else [f"obs.{key}" for key in self.layout.keys]
+        return [*names, "action_mask"] if self.masked else names
+
+    def _normalized(self, flat: Tensor, offset: int) -> Tensor:
+        """Vector values [B, k] normalised with the statistics of entries offset .. offset + k."""
+        if not self.normalize:
+            return flat.to(torch.float32)
+        k = flat.shape[1]
+        z = (flat.to(torch.float64) - self.obs_mean[offset : offset + k]) / self.obs_std[offset : offset + k]
+        return torch.clamp(z, -self.clip_obs, self.clip_obs).to(torch.float32)
+
+    def _encoded(self, leaves: tuple[Tensor, ...]) -> Tensor:
+        """What the actor's MLP reads, from the raw inputs (as `ObservationLayout.pack` + the encoder)."""
+        if self.layout.flat:
+            (obs,) = leaves
+            return self._normalized(obs.reshape(obs.shape[0], -1), 0)
+        assert self.encoder is not None
+        parts, offset = [], 0
+        for leaf, x in zip(self.layout.leaves, leaves, strict=True):
+            batch = x.shape[0]
+            if leaf.kind == "image":
+                parts.append(channels_first(x, leaf))
+            elif leaf.kind == "vector":
+                parts.append(self._normalized(x.reshape(batch, -1), offset))
+                offset += leaf.size
+            elif leaf.kind in ("discrete", "multidiscrete"):
+                start = torch.tensor(leaf.start, dtype=torch.int64)
+                parts.append(x.reshape(batch, -1).to(torch.int64) - start)
+            else:
+                parts.append(x.reshape(batch, -1).to(torch.float32))
+        return self.encoder.encode(parts)
+
+    def forward(self, *inputs: Tensor) -> Tensor:
+        leaves, mask = (inputs[:-1], inputs[-1]) if self.masked else (inputs, None)
+        p = self.head(self.features(self._encoded(leaves)))
+        if mask is not None:
+            p = masked_logits(p, mask)
         dist = self.dist
         if isinstance(dist, DiagGaussian):  # np.clip(a, low, high) = min(max(a, low), high)
             return torch.minimum(torch.maximum(p, self.low), self.high).to(self.action_dtype)
@@ -101,6 +145,40 @@ class PolicyGraph(nn.Module):
         if isinstance(dist, Bernoulli):
             return (p > 0).to(torch.int64)
         raise UserError(f"cannot export a policy with action distribution {type(dist).__name__}")
+
+
+def env_has_action_masks(agent: Learner) -> bool:
+    """Whether the agent's environment declares legal actions (then the graph takes an action_mask input)."""
+    if mask_sizes(agent.dist) is None:
+        return False
+    try:
+        env = agent.env_fn()
+    except Exception:  # an environment that cannot be rebuilt here: exported without masks
+        return False
+    try:
+        _, info = env.reset(seed=0)
+        return action_mask(env, info) is not None
+    finally:
+        env.close()
+
+
+def random_masks(agent: Learner, n: int, seed: int = 0) -> np.ndarray:
+    """`n` random action masks with at least one legal action per categorical."""
+    sizes = mask_sizes(agent.dist)
+    assert sizes is not None
+    rng = np.random.default_rng(seed)
+    masks = rng.random((n, sum(sizes))) < 0.5
+    offset = 0
+    for k in sizes:
+        masks[np.arange(n), offset + rng.integers(0, k, n)] = True
+        offset += k
+    return masks
+
+
+def inputs_of(agent: Learner, obs: Any, masks: np.ndarray | None) -> list[np.ndarray]:
+    """The graph's inputs, in `PolicyGraph.input_names` order, for a batch of raw observations."""
+    arrays = [np.asarray(obs)] if agent.layout.structure == "single" else agent.layout.parts(obs)
+    return [*arrays, masks] if masks is not None else arrays
 
 
 def require_onnx() -> tuple[Any, Any]:
@@ -114,11 +192,15 @@ def require_onnx() -> tuple[Any, Any]:
     return onnx, onnxruntime
 
 
-def random_observations(agent: Learner, n: int, seed: int = 0) -> np.ndarray:
+def random_observations(agent: Learner, n: int, seed: int = 0) -> Any:
     """`n` observations to compare on: half sampled from the observation space, half from a wide normal
     (3 std around the normaliser's mean, or N(0, 3^2) without normalisation); all kept within the space
-    and within 10 std of the centre, so that unbounded dimensions stay at realistic magnitudes."""
+    and within 10 std of the centre, so that unbounded dimensions stay at realistic magnitudes. Other spaces
+    (images, Dict, Tuple, Discrete): a batch of samples of the space, in its structure."""
     space = agent.observation_space
+    if not agent.layout.flat:  # images, Dict, Tuple, Discrete: samples of the space (raw values, not normalised)
+        space.seed(seed)
+        return agent.layout.stack([space.sample() for _ in range(n)])
     assert isinstance(space, spaces.Box)
     shape = tuple(space.shape)
     rng = np.random.default_rng(seed)
@@ -139,10 +221,14 @@ def export_onnx(agent: Learner, path: Path) -> None:
     """Write the policy graph of `agent` to `path` (one self-contained file, dynamic batch axis)."""
     onnx, _ = require_onnx()
     space = agent.observation_space
-    assert isinstance(space, spaces.Box)
-    graph = PolicyGraph(agent).eval()
-    example = torch.from_numpy(random_observations(agent, 4))
+    masked = env_has_action_masks(agent)
+    graph = PolicyGraph(agent, masked).eval()
+    masks = random_masks(agent, 4) if masked else None
+    example = tuple(
+        torch.from_numpy(np.ascontiguousarray(a)) for a in inputs_of(agent, random_observations(agent, 4), masks)
+    )
     batch = torch.export.Dim("batch", min=1)
+    dynamic = {"inputs": tuple({0: batch} for _ in example)}  # every input has the batch axis first
     onnx_logger = logging.getLogger("torch.onnx")
     level = onnx_logger.level
     onnx_logger.setLevel(logging.ERROR)  # e.g. "torchvision is not installed. Skipping torchvision::nms"
@@ -150,8 +236,8 @@ def export_onnx(agent: Learner, path: Path) -> None:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                graph, (example,), str(path), input_names=["obs"], output_names=["action"],
-                dynamo=True, external_data=False, dynamic_shapes={"obs": {0: batch}}, verbose=False,
+                graph, example, str(path), input_names=graph.input_names, output_names=["action"],
+                dynamo=True, external_data=False, dynamic_shapes=dynamic, verbose=False,
             )  # fmt: skip
     finally:
         onnx_logger.setLevel(level)
@@ -170,14 +256,16 @@ def export_onnx(agent: Learner, path: Path) -> None:
     onnx.save(model, str(path))
 
 
-def max_abs_diff(agent: Learner, path: Path, obs: np.ndarray) -> float:
-    """max |onnxruntime(obs) - Learner.predict(obs)| over a batch of observations (inf on a shape mismatch)."""
+def max_abs_diff(agent: Learner, path: Path, obs: Any, masks: np.ndarray | None = None) -> float:
+    """max |onnxruntime(obs) - Learner.predict(obs)| over a batch of observations (inf on a shape mismatch);
+    `masks`: the action masks of a graph with an action_mask input."""
     _, ort = require_onnx()
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    (got,) = session.run(["action"], {"obs": obs})
-    expected = agent.predict(obs, deterministic=True)
+    names = [i.name for i in session.get_inputs()]
+    (got,) = session.run(["action"], dict(zip(names, inputs_of(agent, obs, masks), strict=True)))
+    expected = agent.predict(obs, deterministic=True, action_masks=masks)
     if got.shape != expected.shape:
         return float("inf")
     return float(np.max(np.abs(got.astype(np.float64) - expected.astype(np.float64)), initial=0.0))
@@ -189,7 +277,8 @@ def export_checked(agent: Learner, out: Path, samples: int = 1024) -> float:
     tmp = out.with_name(f".{out.name}.tmp")
     try:
         export_onnx(agent, tmp)
-        diff = max_abs_diff(agent, tmp, random_observations(agent, samples, seed=1))
+        masks = random_masks(agent, samples, seed=1) if env_has_action_masks(agent) else None
+        diff = max_abs_diff(agent, tmp, random_observations(agent, samples, seed=1), masks)
         if not diff <= TOLERANCE:
             raise ExportCheckFailed(
                 f"the exported graph differs from predict() by {diff:.3g} (> {TOLERANCE:g}) on random "
