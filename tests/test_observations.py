@@ -324,11 +324,13 @@ def test_images_of_any_byte_count_unpack() -> None:
         layout = ObservationLayout(space)
         space.seed(0)
         raw = layout.stack([space.sample() for _ in range(3)])
-        parts = layout.unpack(torch.from_numpy(layout.pack(raw, lambda v: v.astype(np.float32)))[1:])
-        pixels = raw["image"] if isinstance(raw, dict) else raw
-        assert torch.equal(parts[0], torch.from_numpy(pixels[1:]).permute(0, 3, 1, 2))
-        if isinstance(raw, dict):
-            np.testing.assert_array_equal(parts[1].numpy(), raw["x"][1:])
+        rows = torch.from_numpy(layout.pack(raw, lambda v: v.astype(np.float32)))
+        for start in (0, 1, 2):  # slices at every offset, down to a single row
+            parts = layout.unpack(rows[start:])
+            pixels = raw["image"] if isinstance(raw, dict) else raw
+            assert torch.equal(parts[0], torch.from_numpy(pixels[start:]).permute(0, 3, 1, 2))
+            if isinstance(raw, dict):
+                np.testing.assert_array_equal(parts[1].numpy(), raw["x"][start:])
 
 
 @pytest.mark.parametrize(

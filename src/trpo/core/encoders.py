@@ -278,7 +278,11 @@ class ObservationLayout:
         floats = rows
         if self.images:  # float leaves stored as float32 bytes after the pixels (a copy, so aligned for the view)
             tail = rows[:, self.image_bytes :]
-            floats = tail.clone().view(torch.float32) if self.float_dim else tail.new_zeros((batch, 0))
+            floats = (
+                tail.clone(memory_format=torch.contiguous_format).view(torch.float32)
+                if self.float_dim
+                else torch.zeros((batch, 0), dtype=torch.float32)
+            )
         out: dict[int, Tensor] = {}
         byte, value = 0, 0
         order = [*self.images, *self.vectors, *self.others]
