@@ -106,3 +106,7 @@ class MaskedChoice(MaskedChoiceInfo):
 
     def action_masks(self) -> np.ndarray:
         return self.mask.copy()
+
+
+for _cls in (PixelSide, DictMode, MaskedChoiceInfo, MaskedChoice):
+    gym.register(f"{_cls.__name__}-v0", entry_point=_cls)

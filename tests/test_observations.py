@@ -222,7 +222,7 @@ def test_masked_fisher_ignores_the_logits_of_illegal_actions() -> None:
 # ---------------------------------------------------------------- the line search on image and masked batches
 
 
-def _agent(env_cls: type, **overrides: object) -> TRPO:
+def _agent(env_cls: type | str, **overrides: object) -> TRPO:
     cfg = TRPOConfig(n_envs=2, n_steps=64, max_kl=0.01, cnn_features_dim=16, hidden_sizes=(16,), **overrides)  # type: ignore[arg-type]
     return TRPO(env_cls, cfg, seed=0)
 
@@ -364,3 +364,41 @@ def test_discrete_and_tuple_observations_train() -> None:
         agent.learn(128)
         obs = agent.observation_space.sample()
         assert agent.action_space.contains(agent.predict(obs))
+
+
+def test_worker_processes_carry_uint8_frames_and_masks() -> None:
+    """sampler=process: the workers' rollouts keep images as uint8 and bring the masks back with them."""
+    from conftest import collect
+
+    for env_cls in (PixelSide, MaskedChoice):
+        agent = _agent(env_cls, sampler="process", workers=2)
+        try:
+            batch = collect(agent)
+        finally:
+            agent.close()
+        assert batch.obs.shape[0] == 128
+        if env_cls is PixelSide:
+            assert batch.obs.dtype == torch.uint8 and batch.masks is None
+        else:
+            assert batch.masks is not None and batch.masks.shape == (128, 4)
+            assert bool(batch.masks.gather(1, batch.actions[:, None]).all())  # actions were legal
+            assert bool((batch.masks.sum(1) == 2).all())  # the env's masks, not all-True defaults
+
+
+@pytest.mark.parametrize("env_cls", [DictMode, MaskedChoice])
+def test_a_saved_learner_continues_training(env_cls: type, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Save and load with the sampler's state (Dict observations, masks) and train on. These environments'
+    internal state is not capturable (trpo captures classic control and MuJoCo), so episodes restart."""
+    first = _agent(f"obs_envs:{env_cls.__name__}-v0").learn(256)
+    first.save(tmp_path / "m")
+    resumed = TRPO.load(tmp_path / "m").learn(256)
+    assert resumed.num_steps == 512
+    assert resumed.layout.structure == ("dict" if env_cls is DictMode else "single")
+
+
+def test_raw_observations_round_trip_through_checkpoint_tensors() -> None:
+    layout = ObservationLayout(DICT_SPACE)
+    DICT_SPACE.seed(2)
+    raw = layout.stack([DICT_SPACE.sample() for _ in range(3)])
+    back = layout.from_tensors(layout.to_tensors(raw, "collector.raw_obs"), "collector.raw_obs")
+    assert set(back) == set(raw) and all(np.array_equal(back[k], raw[k]) for k in raw)
