@@ -12,8 +12,8 @@ import math
 import numbers
 import time
 import warnings
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -24,7 +24,7 @@ from gymnasium import spaces
 from torch import Tensor
 
 from trpo.config.presets import preset_config
-from trpo.config.schema import TRPOConfig
+from trpo.config.schema import SAFE, TRPOConfig
 from trpo.core.advantages import normalize
 from trpo.core.networks import Actor, Critic, make_distribution, observation_dim
 from trpo.core.normalization import ObservationNormalizer, RewardScaler
@@ -71,6 +71,27 @@ class PolicyBatch:
     """Distribution parameters of pi_k, the policy that collected the batch (no gradient)."""
     log_prob_k: Tensor
     """log pi_k(a|s) of the batch's actions."""
+    cost_adv: Tensor | None = None
+    """Cost advantages A_C (GAE of the per-step costs with the cost critic, unnormalised); None without costs."""
+    ep_cost: float = math.nan
+    """J_C(pi_k), the expected undiscounted episode cost of pi_k (`episode_cost_estimate`)."""
+    horizon: float = math.nan
+    """The mean episode length H that turns a per-step surrogate change into an episode-cost change."""
+
+
+def episode_cost_estimate(
+    batch: Batch, recent_costs: Sequence[float], recent_lengths: Sequence[int], n_envs: int, n_steps: int
+) -> tuple[float, float]:
+    """(J_C(pi_k), H): the mean cost and length of the most recent finished episodes: those that finished in
+    `batch`, or the last n_envs when fewer did (`recent_*`: the sampler's last 100, the batch's last); when none
+    ever finished, the batch's mean cost per step times n_steps, and H = n_steps (every episode is then longer
+    than a rollout). Environments that start together also end together, so a batch alone may hold no episode."""
+    k = max(len(batch.episode_costs), n_envs)
+    if recent_costs:
+        return float(np.mean(list(recent_costs)[-k:])), float(np.mean(list(recent_lengths)[-k:]))
+    if batch.episode_costs:
+        return float(np.mean(batch.episode_costs)), float(np.mean(batch.episode_lengths))
+    return batch.step_cost_mean * n_steps, float(n_steps)
 
 
 class StepStats(Protocol):
@@ -167,6 +188,11 @@ class Learner:
         )
         self.critic = Critic(self.obs_dim, cfg.critic_sizes, cfg.activation, cfg.ortho_init)
         self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=cfg.vf_lr, fused=True)
+        self.cost_critic: Critic | None = None  # V_C, the cost critic of the constrained algorithms
+        self.cost_critic_optimizer: torch.optim.Optimizer | None = None
+        if cfg.algo in SAFE:
+            self.cost_critic = Critic(self.obs_dim, cfg.critic_sizes, cfg.activation, cfg.ortho_init)
+            self.cost_critic_optimizer = torch.optim.Adam(self.cost_critic.parameters(), lr=cfg.vf_lr, fused=True)
         self.obs_normalizer = ObservationNormalizer((self.obs_dim,), cfg.normalize_obs, cfg.clip_obs)
         self.reward_scaler = RewardScaler(cfg.n_envs, cfg.gamma, cfg.normalize_reward, cfg.clip_reward)
         self.generator = torch.Generator().manual_seed(cfg.seed)
@@ -189,12 +215,21 @@ class Learner:
     def _build_policy_update(self) -> None:
         """Create what the policy step keeps between updates (PPO: the actor's optimiser); TRPO: none."""
 
+    def policy_state(self) -> dict[str, Any]:
+        """What the policy step keeps between updates besides optimisers, as JSON data (trpo-lag: lambda)."""
+        return {}
+
+    def load_policy_state(self, state: dict[str, Any]) -> None:
+        """Restore what `policy_state` returned (an empty dict: a checkpoint that has none)."""
+
     def policy_step(self, b: PolicyBatch) -> StepStats:
         """The algorithm's policy update on an on-policy batch (the actor's parameters change in place)."""
         raise NotImplementedError(f"{type(self).__name__} does not define its policy step")
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         """The optimisers whose state is checkpointed, by the name their tensors are saved under."""
+        if self.cost_critic_optimizer is not None:
+            return {"critic_optimizer": self.critic_optimizer, "cost_critic_optimizer": self.cost_critic_optimizer}
         return {"critic_optimizer": self.critic_optimizer}
 
     # ------------------------------------------------------------------ training
@@ -343,7 +378,7 @@ class Learner:
             cfg = self.config
             collector = make_sampler(
                 cfg, self.env_fn, (self.observation_space, self.action_space), self.actor, self.critic,
-                self.obs_normalizer, self.reward_scaler, self.generator, self._vector_env,
+                self.obs_normalizer, self.reward_scaler, self.generator, self._vector_env, self.cost_critic,
             )  # fmt: skip
             resume, self._resume_state = self._resume_state, None
             if resume is None or not collector.restore(*resume):
@@ -368,12 +403,36 @@ class Learner:
             p_k = self.actor(obs)
             log_prob_k = dist.log_prob(p_k, batch.actions)
             entropy_k = float(dist.entropy(p_k).mean())
-        step = self.policy_step(PolicyBatch(obs, batch.actions, adv, p_k, log_prob_k))
+        policy_batch = PolicyBatch(obs, batch.actions, adv, p_k, log_prob_k)
+        if self.cost_critic is not None:
+            if batch.cost_advantages is None:
+                raise ConfigError(
+                    f"algo {cfg.algo} needs an environment that reports a cost per step in info['cost'] (none did); "
+                    "add one with the wrapper trpo.sampling.costs:CostFunction (docs/safe-rl.md)"
+                )
+            stats = self._collector.stats if self._collector is not None else None
+            ep_cost, horizon = episode_cost_estimate(
+                batch, stats.costs if stats else [], stats.lengths if stats else [], cfg.n_envs, cfg.n_steps
+            )
+            policy_batch = replace(policy_batch, cost_adv=batch.cost_advantages, ep_cost=ep_cost, horizon=horizon)
+        step = self.policy_step(policy_batch)
         diagnostics = step.row()
 
         value_loss_before = self._value_loss(obs, batch.returns)
         vf_lr = self._critic_learning_rate()
         self._fit_critic(obs, batch.returns)
+        if self.cost_critic is not None and self.cost_critic_optimizer is not None:
+            assert batch.cost_returns is not None and batch.cost_values is not None
+            for group in self.cost_critic_optimizer.param_groups:
+                group["lr"] = vf_lr
+            cost_loss_before = _mse(self.cost_critic, obs, batch.cost_returns)
+            self._fit_critic(obs, batch.cost_returns, self.cost_critic, self.cost_critic_optimizer)
+            diagnostics.update({
+                "train/cost_value_loss_before": cost_loss_before,
+                "train/cost_value_loss": _mse(self.cost_critic, obs, batch.cost_returns),
+                "train/cost_explained_variance": explained_variance(batch.cost_values, batch.cost_returns),
+                "train/cost_return_mean": float(batch.cost_returns.mean()),
+            })  # fmt: skip
         with torch.no_grad():
             p_new = self.actor(obs)
         entropy = float(dist.entropy(p_new).mean())
@@ -417,17 +476,26 @@ class Learner:
             group["lr"] = lr
         return lr
 
-    def _fit_critic(self, obs: Tensor, returns: Tensor) -> None:
-        """Regress V(s) on the returns: `vf_epochs` passes of Adam over shuffled minibatches."""
+    def _fit_critic(
+        self,
+        obs: Tensor,
+        returns: Tensor,
+        critic: Critic | None = None,
+        optimizer: torch.optim.Optimizer | None = None,
+    ) -> None:
+        """Regress V(s) on the returns: `vf_epochs` passes of Adam over shuffled minibatches (the reward
+        critic, or the cost critic V_C on the cost returns)."""
+        critic = critic if critic is not None else self.critic
+        optimizer = optimizer if optimizer is not None else self.critic_optimizer
         n, size = obs.shape[0], self.config.vf_minibatch_size
         for _ in range(self.config.vf_epochs):
             order = torch.randperm(n, generator=self.generator)
             for start in range(0, n, size):
                 idx = order[start : start + size]
-                loss = (self.critic(obs[idx]) - returns[idx]).pow(2).mean()
-                self.critic_optimizer.zero_grad(set_to_none=True)
+                loss = (critic(obs[idx]) - returns[idx]).pow(2).mean()
+                optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                self.critic_optimizer.step()
+                optimizer.step()
 
     @torch.no_grad()
     def _value_loss(self, obs: Tensor, returns: Tensor) -> float:
@@ -437,6 +505,7 @@ class Learner:
         self, diagnostics: dict[str, float], collector: Sampler, rollout_s: float, update_s: float
     ) -> dict[str, float]:
         stats = collector.stats
+        costs = {"rollout/ep_cost_mean": float(np.mean(stats.costs)) if stats.costs else math.nan}
         return {
             "time/steps": float(self.num_steps),
             "time/updates": float(self.num_updates),
@@ -447,6 +516,7 @@ class Learner:
             "rollout/ep_len_mean": float(np.mean(stats.lengths)) if stats.lengths else math.nan,
             "rollout/episodes": float(stats.episodes),
             "rollout/skipped_batches": float(self.skipped_batches),
+            **(costs if stats.saw_costs or self.cost_critic is not None else {}),
             **collector.diagnostics(),
             **diagnostics,
         }
@@ -502,6 +572,7 @@ class Learner:
         tensors: dict[str, Tensor] = {
             **{f"actor.{k}": v for k, v in self.actor.state_dict().items()},
             **{f"critic.{k}": v for k, v in self.critic.state_dict().items()},
+            **({f"cost_critic.{k}": v for k, v in self.cost_critic.state_dict().items()} if self.cost_critic else {}),
             **{f"obs_rms.{k}": torch.from_numpy(np.asarray(v)) for k, v in self.obs_normalizer.rms.state().items()},
             **{f"ret_rms.{k}": torch.from_numpy(np.asarray(v)) for k, v in self.reward_scaler.rms.state().items()},
             **obs_tensors,
@@ -520,6 +591,9 @@ class Learner:
             "last_rejection": self.last_rejection,
             "health": self.health.state(),
         }
+        policy_state = self.policy_state()
+        if policy_state:
+            data["policy_state"] = policy_state
         data["rng"], rng_tensors = rng_state(self.generator)
         tensors.update(rng_tensors)
         if self._collector is not None:
@@ -549,6 +623,8 @@ class Learner:
 
         agent.actor.load_state_dict(section("actor."))
         agent.critic.load_state_dict(section("critic."))
+        if agent.cost_critic is not None and section("cost_critic."):  # a checkpoint from before costs has none
+            agent.cost_critic.load_state_dict(section("cost_critic."))
         agent.obs_normalizer.rms.load_state({k: v.numpy() for k, v in section("obs_rms.").items()})
         agent.reward_scaler.rms.load_state({k: v.numpy() for k, v in section("ret_rms.").items()})
         for name, optimizer in agent.optimizers().items():
@@ -558,6 +634,9 @@ class Learner:
         agent.rejected_in_a_row = int(data.get("rejected_in_a_row", 0))
         agent.skipped_batches = int(data.get("skipped_batches", 0))
         agent.last_rejection = str(data.get("last_rejection", ""))
+        for name in cls.COUNTERS[len(Learner.COUNTERS) :]:  # an algorithm's own counters (0 in older checkpoints)
+            setattr(agent, name, int(data.get(name, 0)))
+        agent.load_policy_state(data.get("policy_state", {}))
         if "health" in data:
             agent.health.load_state(data["health"])
         if "rng" in data:
@@ -583,6 +662,11 @@ class Learner:
         from trpo.algos.saving import load_learner
 
         return load_learner(cls, path, env, ALGORITHMS)
+
+
+@torch.no_grad()
+def _mse(critic: Critic, obs: Tensor, returns: Tensor) -> float:
+    return float((critic(obs) - returns).pow(2).mean())
 
 
 ALGORITHMS: dict[str, type[Learner]] = {}

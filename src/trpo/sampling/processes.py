@@ -88,8 +88,9 @@ class ProcessSampler(RemoteSampler):
         critic: Critic,
         obs_normalizer: ObservationNormalizer,
         reward_scaler: RewardScaler,
+        cost_critic: Critic | None = None,
     ) -> None:
-        super().__init__(config, actor, critic, obs_normalizer, reward_scaler)
+        super().__init__(config, actor, critic, obs_normalizer, reward_scaler, cost_critic)
         # cloudpickle: environment factories may be lambdas or closures (as with AsyncVectorEnv)
         self.payload = cloudpickle.dumps((config, env_fn, spaces_))
         self.context = multiprocessing.get_context("spawn")

@@ -82,8 +82,9 @@ class RaySampler(RemoteSampler):
         critic: Critic,
         obs_normalizer: ObservationNormalizer,
         reward_scaler: RewardScaler,
+        cost_critic: Critic | None = None,
     ) -> None:
-        super().__init__(config, actor, critic, obs_normalizer, reward_scaler)
+        super().__init__(config, actor, critic, obs_normalizer, reward_scaler, cost_critic)
         self.ray = ray = import_ray()
         self.env_fn, self.spaces = env_fn, spaces_
         self.workers: list[Any] = []
