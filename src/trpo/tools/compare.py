@@ -143,12 +143,16 @@ def cost_metrics(run: Run, summary: dict[str, Any], cost_limit: float | None) ->
     if COST not in c:
         return dict.fromkeys((k for k, _, _ in COST_METRICS), math.nan)
     tail = max(1, len(c[COST]) // 10)
-    last_cost = float(np.nanmean(c[COST][-tail:])) if not np.isnan(c[COST][-tail:]).all() else math.nan
+
+    def last(values: np.ndarray) -> float:
+        return math.nan if np.isnan(values[-tail:]).all() else float(np.nanmean(values[-tail:]))
+
+    last_cost = last(c[COST])
     infeasible = c.get("train/infeasible")
     return {
         "final_cost": float(summary.get("mean_cost", math.nan)),
         "train_cost_last": last_cost,
-        "train_return_last": float(np.nanmean(c[TRAIN_RETURN][-tail:])),
+        "train_return_last": last(c[TRAIN_RETURN]),
         "within_limit": math.nan if cost_limit is None or math.isnan(last_cost) else float(last_cost <= cost_limit),
         "infeasible_updates": math.nan if infeasible is None else float(np.nansum(infeasible)),
     }
