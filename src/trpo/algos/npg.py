@@ -132,7 +132,7 @@ class NPG(Learner):
         g = flatten(torch.autograd.grad(loss_k, list(leaves.values()))).to(torch.float64)
 
         # x = (F + cI)^-1 g by conjugate gradient, F from (a subsample of) the batch
-        fvp_obs = obs[self.fvp_indices(obs.shape[0])] if cfg.fvp_subsample < 1 else obs
+        fvp_obs = obs[self.fvp_indices(obs.shape[0]).to(obs.device)] if cfg.fvp_subsample < 1 else obs
         make_fvp = analytic_fvp if cfg.fvp_method == "analytic" else double_backprop_fvp
         fvp = damped(make_fvp(self.actor, params_k, fvp_obs, dist), cfg.cg_damping)
         cg = conjugate_gradient(fvp, g, cfg.cg_iters, cfg.cg_tol)

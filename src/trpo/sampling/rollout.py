@@ -31,6 +31,12 @@ class Batch:
     returns: Tensor
     values: Tensor
 
+    def to(self, device: torch.device) -> Batch:
+        """The batch on `device` (itself when it is there already): moved once per update."""
+        if self.obs.device == device:
+            return self
+        return Batch(*(t.to(device) for t in (self.obs, self.actions, self.advantages, self.returns, self.values)))
+
 
 @dataclass
 class EpisodeStats:
