@@ -245,7 +245,7 @@ class Learner:
 
         With `run_dir`, diagnostics are appended to `progress.csv` and TensorBoard there, and the
         learner is checkpointed to `run_dir/checkpoint` every `checkpoint_every` updates and at the end.
-        `callback`: a `trpo.callbacks.Callback`, a function `f(agent, stats)`, or a list of them; one
+        `callback`: a `trpo.Callback`, a function `f(agent, stats)`, or a list of them; one
         that returns False stops training after that update (`self.stop_reason` says which).
         SIGINT/SIGTERM stop training after the current update (checkpointed) by raising `Interrupted`.
         Console: `progress_bar` (with a diagnostics table every `table_every` updates), or `json_lines`
