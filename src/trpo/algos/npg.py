@@ -111,7 +111,7 @@ class TrustRegionLearner(Learner):
     def fisher_product(self, params_k: dict[str, Tensor], obs: Tensor) -> Callable[[Tensor], Tensor]:
         """v -> (F + cI) v at theta_k, F the Fisher matrix on (a subsample, `fvp_subsample`, of) the batch."""
         cfg = self.config
-        fvp_obs = obs[self.fvp_indices(obs.shape[0])] if cfg.fvp_subsample < 1 else obs
+        fvp_obs = obs[self.fvp_indices(obs.shape[0]).to(obs.device)] if cfg.fvp_subsample < 1 else obs
         make_fvp = analytic_fvp if cfg.fvp_method == "analytic" else double_backprop_fvp
         return damped(make_fvp(self.actor, params_k, fvp_obs, dist=self.dist), cfg.cg_damping)
 

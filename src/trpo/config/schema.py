@@ -1,4 +1,10 @@
-"""`TRPOConfig`: the single source of truth for hyperparameters (API, CLI flags and presets)."""
+"""`TRPOConfig`: the single source of truth for hyperparameters (API, CLI flags and presets).
+
+Each field declares beside itself its docstring (the CLI's help) and, with `knob(...)`, its `Rule`: the valid
+range, the algorithms that read it, the field that does its job under another algorithm, a typical value.
+Validation, `trpo compare`'s sweeps and `trpo train --help` all read these rules. (Long because it holds
+~60 documented fields; the checks themselves are generic.)
+"""
 
 from __future__ import annotations
 
@@ -225,9 +231,10 @@ class TRPOConfig:
     1,024 per update trains 98 updates, 100,352 steps; the progress display says so at the start)."""
     seed: int = knob(0, ge=0, lt=2**32)
     """Seed of the run: environments, parameters, sampling and subsampling."""
-    device: str = "cpu"
-    """Torch device of the networks and the update: 'cpu' (or 'auto', which is the CPU). The update on a
-    GPU is not implemented yet, so 'cuda' is refused rather than silently run on the CPU."""
+    device: str = "auto"
+    """Torch device of the update (policy step, Fisher products, CG, line search, critic fit): 'auto' (CUDA
+    when available, else the CPU), 'cpu', 'cuda' or 'cuda:N'. Rollouts act with CPU copies of the networks,
+    refreshed after each update; a device this machine lacks is refused."""
     torch_threads: int = knob(1, ge=1, le=MAX_THREADS)
     """Torch intra-op threads (1 is fastest and bit-reproducible for small networks)."""
     eval_episodes: int = knob(10, ge=0)
@@ -302,13 +309,9 @@ class TRPOConfig:
                 raise ConfigError(message)
         if unread == "error":
             self._check_unread_fields()
-        if self.device not in ("cpu", "auto"):
-            import torch
+        from trpo.core.device import resolve_device  # torch: imported only when a config is validated
 
-            cuda = "is available here" if torch.cuda.is_available() else "is not available here either"
-            raise ConfigError(
-                f"device {self.device!r}: trpo's update runs on the CPU only so far (CUDA {cuda}); use --device cpu"
-            )
+        resolve_device(self.device)
         from trpo.core.networks import activation_class  # torch: imported only when a config is validated
 
         activation_class(self.activation)

@@ -3,6 +3,7 @@ an on-policy `Batch` with GAE advantages (`SyncSampler`)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,6 +43,17 @@ class Batch:
     """Lengths of the episodes that finished during this batch."""
     step_cost_mean: float = float("nan")
     """Mean cost per step of the batch (NaN without costs)."""
+
+    def to(self, device: torch.device) -> Batch:
+        """The batch on `device` (itself when it is there already): moved once per update."""
+        if self.obs.device == device:
+            return self
+        tensors = {name: getattr(self, name) for name in TENSORS}
+        return dataclasses.replace(self, **{k: v.to(device) for k, v in tensors.items() if v is not None})
+
+
+TENSORS = ("obs", "actions", "advantages", "returns", "values", "cost_advantages", "cost_returns", "cost_values")
+"""The fields of a Batch that are tensors (the cost ones may be None)."""
 
 
 @dataclass

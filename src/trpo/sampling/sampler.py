@@ -2,7 +2,7 @@
 
 `sync` and `async` are the in-process `SyncSampler` over a Gymnasium `SyncVectorEnv` or
 `AsyncVectorEnv`; `process` and `ray` run whole rollouts in workers (`trpo.sampling.workers`): local processes
-(`trpo.process_sampler.ProcessSampler`) or Ray actors (`trpo.ray_sampler.RaySampler`, imported only
+(`trpo.sampling.processes.ProcessSampler`) or Ray actors (`trpo.sampling.ray_cluster.RaySampler`, imported only
 when chosen).
 The learner only calls the methods of `Sampler`.
 """
