@@ -67,7 +67,7 @@ def test_minigrid_empty_5x5_is_learned_from_pixels(tmp_path: Path) -> None:
     require("minigrid", "minigrid")
     run_dir = tmp_path / "grid5"
     done = run("train", "MiniGrid-Empty-5x5-v0", "--wrapper", "minigrid.wrappers:ImgObsWrapper",
-               "--total-steps", "50000", "--n-envs", "8", "--n-steps", "128", "--normalize-reward", "false",
+               "--total-steps", "50000", "--n-envs", "8", "--n-steps", "128", "--no-normalize-reward",
                "--run-dir", run_dir, "--quiet", timeout=3000)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert json.loads((run_dir / "summary.json").read_text())["mean_return"] > 0.9

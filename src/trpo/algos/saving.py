@@ -10,19 +10,28 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trpo.config.schema import config_from_dict
-from trpo.errors import UserError
+from trpo.config.schema import TRPOConfig, config_from_dict
+from trpo.core.device import resolve_device
+from trpo.errors import ConfigError, UserError
 from trpo.run import checkpoint
 from trpo.run.checkpoint import CheckpointError
 from trpo.sampling.env_spec import EnvSpec, spec_from_data
 from trpo.sampling.envs import EnvFactory, env_factory, space_from_json
 
 if TYPE_CHECKING:
+    from torch import nn
+
     from trpo.algos.learner import Learner
 
 
 def load_learner(
-    cls: type[Learner], path: str | Path, env: str | EnvSpec | EnvFactory | None, algorithms: dict[str, type[Learner]]
+    cls: type[Learner],
+    path: str | Path,
+    env: str | EnvSpec | EnvFactory | None,
+    algorithms: dict[str, type[Learner]],
+    *,
+    actor_net: nn.Module | None = None,
+    critic_net: nn.Module | None = None,
 ) -> Learner:
     """Read the checkpoint at `path` into a learner of the class it was saved from (`algorithms[state.algo]`),
     which must be `cls` or a subclass of it."""
@@ -34,19 +43,31 @@ def load_learner(
     if not issubclass(target, cls):
         raise CheckpointError(f"{path} holds a {algo} model, not a {cls.__name__} one; load it with trpo.load(path)")
     try:
-        config = config_from_dict(state["config"], source=f"{path} config").replace(algo=algo).validate(unread="keep")
+        config = config_from_dict(state["config"], source=f"{path} config").replace(algo=algo)
+        config = on_this_machine(config).validate(unread="keep")
         observation_space = space_from_json(state["observation_space"], tensors, "observation_space")
         action_space = space_from_json(state["action_space"], tensors, "action_space")
         recorded = recorded_spec(state, path)
         env_fn, given = env_factory(env) if env is not None else (_no_env, None)
         if env is None and recorded is not None:
             env_fn = env_factory(recorded)[0]
-        agent = target.restore(state, tensors, config, env_fn, given or recorded, observation_space, action_space)
+        agent = target.restore(
+            state, tensors, config, env_fn, given or recorded, observation_space, action_space, actor_net, critic_net
+        )
     except (KeyError, ValueError, TypeError, RuntimeError) as exc:
         if isinstance(exc, UserError):
             raise
         raise CheckpointError(f"checkpoint {path} is inconsistent ({type(exc).__name__}: {exc})") from None
     return agent
+
+
+def on_this_machine(config: TRPOConfig) -> TRPOConfig:
+    """A model is data: it runs where it is loaded. A recorded CUDA device this machine lacks becomes the CPU."""
+    try:
+        resolve_device(config.device)
+    except ConfigError:
+        return config.replace(device="cpu")
+    return config
 
 
 def recorded_spec(state: dict[str, Any], path: str | Path) -> EnvSpec | None:

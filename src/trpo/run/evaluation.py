@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from trpo.sampling.contract import action_mask, checked_env
+from trpo.sampling.costs import COST_KEY
 
 if TYPE_CHECKING:
     import gymnasium as gym
@@ -17,12 +18,19 @@ if TYPE_CHECKING:
 
 
 def play_episode(
-    agent: Learner, env: gym.Env, seed: int, deterministic: bool = True, after_step: Callable[[], None] | None = None
+    agent: Learner,
+    env: gym.Env,
+    seed: int,
+    deterministic: bool = True,
+    after_step: Callable[[], None] | None = None,
+    costs: list[float] | None = None,
 ) -> tuple[float, int]:
     """One episode from `env.reset(seed=seed)` with `agent.predict`: its undiscounted return and length.
-    `after_step` (e.g. grabbing a video frame) is called after the reset and after every step."""
+    `after_step` (e.g. grabbing a video frame) is called after the reset and after every step. When the environment
+    reports costs (info["cost"]), the episode's undiscounted cost is appended to `costs`."""
     obs, info = env.reset(seed=seed)
     total, length, done = 0.0, 0, False
+    cost: float | None = None
     if after_step is not None:
         after_step()
     while not done:
@@ -38,13 +46,18 @@ def play_episode(
         total += float(reward)
         length += 1
         done = terminated or truncated
+        if COST_KEY in info:
+            cost = (cost or 0.0) + float(info[COST_KEY])
+    if costs is not None and cost is not None:
+        costs.append(cost)
     return total, length
 
 
 def evaluate(
     agent: Learner, episodes: int = 10, deterministic: bool = True, seed: int | None = None, env: gym.Env | None = None
 ) -> dict[str, float | int | list[float]]:
-    """Run `episodes` full episodes; return mean/std of the undiscounted, unscaled returns.
+    """Run `episodes` full episodes; return mean/std of the undiscounted, unscaled returns (and, when the environment
+    reports costs, `mean_cost`/`std_cost`/`costs` of the undiscounted episode costs).
 
     Episodes are seeded `seed, seed + 1, ...` (default: the run's seed + 1000) so evaluation is repeatable.
     They run on a new environment from the agent's (closed afterwards), or on `env` (left open).
@@ -56,18 +69,22 @@ def evaluate(
     env = checked_env(agent.env_fn, 0) if env is None else env
     returns: list[float] = []
     lengths: list[int] = []
+    costs: list[float] = []
     try:
         for i in range(episodes):
-            total, length = play_episode(agent, env, base_seed + i, deterministic)
+            total, length = play_episode(agent, env, base_seed + i, deterministic, costs=costs)
             returns.append(total)
             lengths.append(length)
     finally:
         if own:
             env.close()
-    return {
+    result: dict[str, float | int | list[float]] = {
         "mean_return": float(np.mean(returns)),
         "std_return": float(np.std(returns)) if len(returns) > 1 else 0.0,
         "episodes": episodes,
         "mean_length": float(np.mean(lengths)) if lengths else math.nan,
         "returns": returns,
     }
+    if costs:  # the environment reports costs: their undiscounted sums per episode
+        result.update(mean_cost=float(np.mean(costs)), std_cost=float(np.std(costs)), costs=costs)
+    return result

@@ -2,9 +2,10 @@
 
 Supported: the wrappers `gymnasium.make` adds (TimeLimit, OrderEnforcing, PassiveEnvChecker) and trpo's
 `ContractChecker` around classic-control environments (CartPole, Pendulum, MountainCar,
-MountainCarContinuous, Acrobot) and Gymnasium's MuJoCo environments (the full integration state of
-`mj_getState`), plus the environment's NumPy generator. Any other wrapper or environment returns None:
-its episodes restart on resume.
+MountainCarContinuous, Acrobot, and their subclasses), Gymnasium's MuJoCo environments (the full integration state
+of `mj_getState`) and environments that name their state in a class attribute `resume_fields` (attributes holding
+numbers or NumPy arrays, e.g. trpo.examples.safe_envs'), plus the environment's NumPy generator. Any other wrapper
+or environment returns None: its episodes restart on resume.
 """
 
 from __future__ import annotations
@@ -47,6 +48,14 @@ def _is_mujoco(env: gym.Env) -> bool:
     return isinstance(env, MujocoEnv)
 
 
+def _classic_control(env: gym.Env) -> tuple[str, ...] | None:
+    """The extra state attributes of a classic-control environment (or of a subclass of one), None for others."""
+    for cls in type(env).__mro__:
+        if cls.__name__ in CLASSIC_CONTROL and cls.__module__.startswith("gymnasium.envs.classic_control"):
+            return CLASSIC_CONTROL[cls.__name__]
+    return None
+
+
 def _plain(value: Any) -> Any:
     """A JSON-safe copy: arrays become {"array": [...], "dtype": ...}; floats keep every bit (repr)."""
     if isinstance(value, np.ndarray):
@@ -80,9 +89,10 @@ def capture(env: gym.Env) -> dict[str, Any] | None:
         state = np.empty(mujoco.mj_stateSize(layer.model, spec))
         mujoco.mj_getState(layer.model, layer.data, state, spec)
         core = {"mujoco": _plain(state)}
-    elif type(layer).__name__ in CLASSIC_CONTROL and getattr(layer, "state", None) is not None:
-        extras = CLASSIC_CONTROL[type(layer).__name__]
-        core = {"state": _plain(np.asarray(layer.state)), **{k: _plain(getattr(layer, k, None)) for k in extras}}
+    elif (classic := _classic_control(layer)) is not None and getattr(layer, "state", None) is not None:
+        core = {"state": _plain(np.asarray(layer.state)), **{k: _plain(getattr(layer, k, None)) for k in classic}}
+    elif isinstance(getattr(type(layer), "resume_fields", None), tuple):
+        core = {k: _plain(getattr(layer, k)) for k in type(layer).resume_fields}
     else:
         return None
     return {"wrappers": wrappers, "core": core, "np_random": layer.np_random.bit_generator.state}

@@ -77,8 +77,8 @@ class PolicyGraph(nn.Module):
     def __init__(self, agent: Learner, masked: bool = False) -> None:
         super().__init__()
         self.layout = agent.layout
-        self.encoder = agent.actor.encoder
-        self.features, self.head = agent.actor.features, agent.actor.head
+        self.encoder = agent.rollout_actor.encoder
+        self.features, self.head = agent.rollout_actor.features, agent.rollout_actor.head
         self.dist = agent.dist
         self.masked = masked
         normalizer = agent.obs_normalizer

@@ -39,6 +39,9 @@ class PlotArgs:
     """progress.csv column to plot against environment steps."""
     diagnostics: bool = False
     """Plot one run's trust-region diagnostics (KL, entropy, CG residual, explained variance, ...)."""
+    costs: bool = False
+    """Add a row of episode-cost curves (rollout/ep_cost_mean, for environments with costs) under --metric's, with
+    the constrained runs' cost_limit as a dashed line."""
 
 
 @dataclasses.dataclass
@@ -52,6 +55,8 @@ class Run:
     columns: dict[str, np.ndarray]
     max_kl: float | None
     alarms: list[dict[str, Any]]
+    cost_limit: float | None = None
+    """The run's cost_limit when its algorithm is a constrained one (cpo, trpo-lag)."""
 
 
 def find_runs(paths: tuple[Path, ...]) -> list[Path]:
@@ -107,6 +112,7 @@ def load_run(path: Path) -> Run:
         columns=read_columns(RunDir(path).progress),
         max_kl=config.get("max_kl"),
         alarms=alarms if isinstance(alarms, list) else [],
+        cost_limit=config.get("cost_limit") if config.get("algo") in ("cpo", "trpo-lag") else None,
     )
 
 
@@ -190,32 +196,44 @@ def common_range(runs: list[Run], metric: str) -> tuple[list[tuple[np.ndarray, n
     return [(x[x <= end], y[x <= end]) for x, y in curves], end
 
 
-def plot_curves(runs: list[Run], metric: str, out: Path) -> list[str]:
-    """One panel per environment; per algorithm the mean over its runs and a +- std band. Returns notes
-    on what the picture alone does not say: curves drawn over one another (the later one is dashed,
-    with markers), runs that repeat a seed, and means cut where the shortest run of a group ends."""
+COST = "rollout/ep_cost_mean"
+
+
+def plot_curves(runs: list[Run], metric: str, out: Path, costs: bool = False) -> list[str]:
+    """One panel per environment; per algorithm the mean over its runs and a +- std band (`costs`: a second row
+    of episode-cost curves with the cost limits dashed). Returns notes on what the picture alone does not say:
+    curves drawn over one another (the later one is dashed, with markers), runs that repeat a seed, and means cut
+    where the shortest run of a group ends."""
     import matplotlib.pyplot as plt
 
+    metrics = (metric, COST) if costs and metric != COST else (metric,)
     for run in runs:
-        if metric not in run.columns:
-            close = [k for k in run.columns if metric.split("/")[-1] in k] or list(run.columns)[:8]
-            raise UserError(f"{run.path} has no column {metric!r}; e.g. {', '.join(close)}")
+        for m in metrics:
+            if m not in run.columns:
+                close = [k for k in run.columns if m.split("/")[-1] in k] or list(run.columns)[:8]
+                hint = " (the environment reports no costs in info['cost'])" if m == COST else ""
+                raise UserError(f"{run.path} has no column {m!r}{hint}; e.g. {', '.join(close)}")
     groups: dict[str, dict[str, list[Run]]] = defaultdict(lambda: defaultdict(list))
     for run in runs:
         groups[run.env_id][run.algo].append(run)
-    fig, axes = plt.subplots(1, len(groups), figsize=(5.5 * len(groups), 4), squeeze=False)
+    fig, axes = plt.subplots(len(metrics), len(groups), figsize=(5.5 * len(groups), 4 * len(metrics)), squeeze=False)
     notes: list[str] = []
-    for ax, (env_id, by_algo) in zip(axes[0], sorted(groups.items()), strict=True):
-        same = coinciding(by_algo, metric)
-        for algo, members in sorted(by_algo.items()):
-            notes += _plot_group(ax, env_id, algo, members, metric, same.get(algo))
-        ax.set_title(env_id)
-        ax.set_xlabel("environment steps")
-        ax.set_ylabel(metric)
-        ax.grid(alpha=0.3)
-        ax.legend(loc="best")
+    for row, m in zip(axes, metrics, strict=True):
+        for ax, (env_id, by_algo) in zip(row, sorted(groups.items()), strict=True):
+            same = coinciding(by_algo, m)
+            for algo, members in sorted(by_algo.items()):
+                notes += _plot_group(ax, env_id, algo, members, m, same.get(algo))
+            limits = sorted({r.cost_limit for ms in by_algo.values() for r in ms if r.cost_limit is not None})
+            if "cost" in m:
+                for limit in limits:
+                    ax.axhline(limit, color="black", linestyle="--", linewidth=1, label=f"cost limit {limit:g}")
+            ax.set_title(env_id)
+            ax.set_xlabel("environment steps")
+            ax.set_ylabel(m)
+            ax.grid(alpha=0.3)
+            ax.legend(loc="best")
     _save(fig, out)
-    return notes
+    return list(dict.fromkeys(notes))
 
 
 def _plot_group(ax: Any, env_id: str, algo: str, runs: list[Run], metric: str, same_as: str | None) -> list[str]:
@@ -325,4 +343,4 @@ def plot(args: PlotArgs) -> tuple[Path, list[str]]:
         plot_diagnostics(runs[0], out)
         return out, []
     out = args.out or default_out(args.run_dirs, "curves.png")
-    return out, plot_curves(runs, args.metric, out)
+    return out, plot_curves(runs, args.metric, out, costs=args.costs)
