@@ -241,7 +241,7 @@ def test_accepted_steps_keep_mean_kl_within_delta(env_cls: type) -> None:
             p_k = agent.actor(batch.obs, batch.masks)
         adv = (batch.advantages - batch.advantages.mean()) / (batch.advantages.std() + 1e-8)
         log_prob_k = agent.dist.log_prob(p_k, batch.actions)
-        stats = agent.policy_step(PolicyBatch(batch.obs, batch.actions, adv, p_k, log_prob_k, batch.masks))
+        stats = agent.policy_step(PolicyBatch(batch.obs, batch.actions, adv, p_k, log_prob_k, mask=batch.masks))
         with torch.no_grad():
             kl = agent.dist.kl(p_k, agent.actor(batch.obs, batch.masks)).mean()
         assert float(kl) <= agent.config.max_kl * (1 + 1e-9)

@@ -75,14 +75,14 @@ class PolicyBatch:
     """Distribution parameters of pi_k, the policy that collected the batch (no gradient)."""
     log_prob_k: Tensor
     """log pi_k(a|s) of the batch's actions."""
-    mask: Tensor | None = None
-    """Legal actions [N, param_dim] (bool) the actions were sampled under; pi_k and every candidate use them."""
     cost_adv: Tensor | None = None
     """Cost advantages A_C (GAE of the per-step costs with the cost critic, unnormalised); None without costs."""
     ep_cost: float = math.nan
     """J_C(pi_k), the expected undiscounted episode cost of pi_k (`episode_cost_estimate`)."""
     horizon: float = math.nan
     """The mean episode length H that turns a per-step surrogate change into an episode-cost change."""
+    mask: Tensor | None = None
+    """Legal actions [N, param_dim] (bool) the actions were sampled under; pi_k and every candidate use them."""
 
 
 def episode_cost_estimate(
@@ -441,7 +441,7 @@ class Learner:
             p_k = self.actor(obs, batch.masks)
             log_prob_k = dist.log_prob(p_k, batch.actions)
             entropy_k = float(dist.entropy(p_k).mean())
-        policy_batch = PolicyBatch(obs, batch.actions, adv, p_k, log_prob_k, batch.masks)
+        policy_batch = PolicyBatch(obs, batch.actions, adv, p_k, log_prob_k, mask=batch.masks)
         if self.cost_critic is not None:
             if batch.cost_advantages is None:
                 raise ConfigError(
