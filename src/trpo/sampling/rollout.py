@@ -242,10 +242,7 @@ class EnvStepper:
         self._check_finite("observation", self.layout.numeric_part(raw_obs), -1, 0)
         self.raw_obs = raw_obs
         self.obs_normalizer.update(self.layout.vector_part(raw_obs))
-        if self.mask_source is None and self.mask_sizes is not None:
-            self.mask_source = self._find_mask_source(info)
-            if self.mask_source is not None:
-                self.masks = torch.ones((self.n_steps, self.n_envs, self.dist.param_dim), dtype=torch.bool)
+        self._start_masks(info)
         self.mask = self._read_mask(info, -1)
         self.episode_return[:] = 0.0
         self.episode_length[:] = 0
@@ -280,7 +277,8 @@ class EnvStepper:
         restore_episode_stats(self.stats, data)
         if data["envs"] is None or getattr(self.envs, "envs", None) is None:
             return False
-        self.envs.reset()  # brings every wrapper into its post-reset state; then the saved state replaces it
+        _, info = self.envs.reset()  # brings every wrapper into its post-reset state; the saved state replaces it
+        self._start_masks(info)
         env_state.restore_all(self.envs, data["envs"])
         self.raw_obs = self.layout.from_tensors(tensors, "collector.raw_obs")
         if self.masks is not None and "collector.mask" in tensors:
@@ -364,6 +362,13 @@ class EnvStepper:
             self.obs, self.actions, self.raw_rewards, self._terminated, self._ended, last_obs, truncations, costs,
             list(self.finished), self.masks,
         )  # fmt: skip
+
+    def _start_masks(self, info: dict[str, Any]) -> None:
+        """At the first reset: find where the legal actions come from and allocate their storage."""
+        if self.mask_source is None and self.mask_sizes is not None:
+            self.mask_source = self._find_mask_source(info)
+            if self.mask_source is not None:
+                self.masks = torch.ones((self.n_steps, self.n_envs, self.dist.param_dim), dtype=torch.bool)
 
     def _find_mask_source(self, info: dict[str, Any]) -> str | None:
         """Where this env's legal actions come from (see `mask_source`)."""
