@@ -110,7 +110,8 @@ def test_resume_continues_with_new_episodes(tmp_path: Path) -> None:
         episodes = sampler_of(agent).stats.episodes
     finally:
         agent.close()
-    resumed = TRPO.load(tmp_path / "checkpoint")
+    assert TRPO.load(tmp_path / "checkpoint").config.sampler == "sync"  # a run directory never picks the sampler
+    resumed = TRPO.load(tmp_path / "checkpoint", trust_run_sampler=True)
     try:
         assert resumed.config.sampler == "process" and resumed.num_updates == 2
         resumed.learn(until=4 * CONFIG.batch_size, run_dir=tmp_path)

@@ -37,6 +37,7 @@ from trpo.run.evaluation import evaluate as evaluate_policy
 from trpo.run.health import HealthMonitor, dead_unit_fractions
 from trpo.run.interrupts import GracefulStop
 from trpo.run.progress import RunLogger
+from trpo.run.resources import check_fits
 from trpo.run.run_dir import RunDir
 from trpo.sampling.env_spec import EnvSpec
 from trpo.sampling.envs import (
@@ -156,6 +157,7 @@ class Learner:
 
     def _build(self, observation_space: spaces.Space, action_space: spaces.Space) -> None:
         cfg = self.config
+        check_fits(cfg, observation_space, action_space)  # before any buffer or network is allocated
         torch.set_num_threads(cfg.torch_threads)
         seed_everything(cfg.seed)
         self.observation_space, self.action_space = observation_space, action_space
@@ -263,6 +265,9 @@ class Learner:
                 start = time.perf_counter()
                 try:
                     batch = collector.collect(cfg.gamma, cfg.gae_lambda, start_step=self.num_steps)
+                except TrainingStopped:  # e.g. sampler workers that keep dying: keep what was learned
+                    checkpoint()
+                    raise
                 except NonFiniteEnvError as exc:
                     if cfg.on_nonfinite == "raise":
                         raise
@@ -571,7 +576,9 @@ class Learner:
         checkpoint.save_checkpoint(path, *reversed(self.state()))
 
     @classmethod
-    def load(cls, path: str | Path, env: str | EnvSpec | EnvFactory | None = None) -> Learner:
+    def load(
+        cls, path: str | Path, env: str | EnvSpec | EnvFactory | None = None, *, trust_run_sampler: bool = False
+    ) -> Learner:
         """Load a model saved by `save` (or the checkpoint of a run directory). No pickle is involved.
 
         The result is of the class the model was saved from: `trpo.load` (or `Learner.load`) loads any
@@ -579,10 +586,13 @@ class Learner:
         `env` replaces the recorded environment; it is needed to continue training (or evaluate) a model
         whose environment Gymnasium could not describe. A recorded `module:EnvId` or wrapper module is
         imported only from installed modules and PYTHONPATH, never from the current or run directory.
+        The run's sampler fields (sampler, workers, worker_cpus, ray_address) are set to their defaults,
+        so that a model from elsewhere never starts processes or joins a Ray cluster it names;
+        `trust_run_sampler=True` keeps them (or set `agent.config = agent.config.replace(sampler=...)`).
         """
         from trpo.algos.saving import load_learner
 
-        return load_learner(cls, path, env, ALGORITHMS)
+        return load_learner(cls, path, env, ALGORITHMS, trust_run_sampler=trust_run_sampler)
 
 
 ALGORITHMS: dict[str, type[Learner]] = {}
@@ -598,6 +608,8 @@ def make_agent(
     return ALGORITHMS[algo](env, config, seed=seed, env_kwargs=env_kwargs)
 
 
-def load(path: str | Path, env: str | EnvSpec | EnvFactory | None = None) -> Learner:
+def load(
+    path: str | Path, env: str | EnvSpec | EnvFactory | None = None, *, trust_run_sampler: bool = False
+) -> Learner:
     """Load any saved model (TRPO, NPG or PPO); the same as `Learner.load`."""
-    return Learner.load(path, env=env)
+    return Learner.load(path, env=env, trust_run_sampler=trust_run_sampler)

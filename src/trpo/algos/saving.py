@@ -10,10 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trpo.config.schema import config_from_dict
+from trpo.core.networks import make_distribution
 from trpo.errors import UserError
-from trpo.run import checkpoint
+from trpo.run import checkpoint, checkpoint_schema
 from trpo.run.checkpoint import CheckpointError
+from trpo.run.resources import check_fits
 from trpo.sampling.env_spec import EnvSpec, spec_from_data
 from trpo.sampling.envs import EnvFactory, env_factory, space_from_json
 
@@ -22,19 +23,50 @@ if TYPE_CHECKING:
 
 
 def load_learner(
-    cls: type[Learner], path: str | Path, env: str | EnvSpec | EnvFactory | None, algorithms: dict[str, type[Learner]]
+    cls: type[Learner],
+    path: str | Path,
+    env: str | EnvSpec | EnvFactory | None,
+    algorithms: dict[str, type[Learner]],
+    trust_run_sampler: bool = False,
 ) -> Learner:
     """Read the checkpoint at `path` into a learner of the class it was saved from (`algorithms[state.algo]`),
-    which must be `cls` or a subclass of it."""
-    tensors, state = checkpoint.load_checkpoint(path)
+    which must be `cls` or a subclass of it.
+
+    Everything is checked before anything is built (`trpo.run.checkpoint_schema`): state.json against its
+    schema and the config rules, the memory the config needs, then model.safetensors (its size, then
+    every tensor's name, shape and values). The run's sampler fields are not used (`sanitize_execution`)
+    unless `trust_run_sampler`."""
+    directory = checkpoint.resolve_checkpoint_dir(path)
+    state = checkpoint.read_state(directory)
+    where = str(directory / checkpoint.STATE_FILE)
+    checked = checkpoint_schema.check_state(state, where, algorithms)
     algo = str(state.get("algo", "trpo"))
-    if algo not in algorithms:
-        raise CheckpointError(f"{path} holds a model of unknown algorithm {algo!r}; known: {', '.join(algorithms)}")
     target = algorithms[algo]
     if not issubclass(target, cls):
         raise CheckpointError(f"{path} holds a {algo} model, not a {cls.__name__} one; load it with trpo.load(path)")
+    config = checked.config
+    if trust_run_sampler:
+        try:
+            config = config.replace(**checked.recorded_sampler).validate(unread="keep")
+        except UserError as exc:
+            raise CheckpointError(f"{where}: config: {exc}") from None
     try:
-        config = config_from_dict(state["config"], source=f"{path} config").replace(algo=algo).validate(unread="keep")
+        shapes = (
+            space_from_json(state["observation_space"], {}, "observation_space", shape_only=True),
+            space_from_json(state["action_space"], {}, "action_space", shape_only=True),
+        )
+        make_distribution(shapes[1])  # an action space no policy supports is refused here
+        check_fits(config, *shapes)
+        rules = checkpoint_schema.expected_tensors(config, *shapes, algo)
+    except UserError as exc:
+        raise CheckpointError(f"{where}: {exc}") from None
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"{where}: the spaces or the config cannot make a model ({exc})") from None
+    model_where = str(directory / checkpoint.MODEL_FILE)
+    tensors = checkpoint.read_model(directory, state, checkpoint_schema.max_model_bytes(rules))
+    checkpoint_schema.check_tensors(tensors, rules, model_where)
+    checkpoint_schema.check_space_bounds(tensors, model_where)
+    try:
         observation_space = space_from_json(state["observation_space"], tensors, "observation_space")
         action_space = space_from_json(state["action_space"], tensors, "action_space")
         recorded = recorded_spec(state, path)

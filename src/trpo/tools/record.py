@@ -49,6 +49,8 @@ class RecordArgs:
     """Run directory written by `trpo train` (or a saved model directory)."""
     out: Path | None = None
     """Output MP4 file (default: RUN_DIR/video.mp4)."""
+    force: bool = False
+    """Replace --out if it exists (a run's own files are never replaced)."""
     episodes: int = 1
     """Number of episodes, one after the other in the same video."""
     seed: int | None = None
