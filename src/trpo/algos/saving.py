@@ -10,11 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trpo.core.networks import make_distribution
 from trpo.errors import UserError
 from trpo.run import checkpoint, checkpoint_schema
 from trpo.run.checkpoint import CheckpointError
-from trpo.run.resources import check_fits
 from trpo.sampling.env_spec import EnvSpec, spec_from_data
 from trpo.sampling.envs import EnvFactory, env_factory, space_from_json
 
@@ -51,13 +49,7 @@ def load_learner(
         except UserError as exc:
             raise CheckpointError(f"{where}: config: {exc}") from None
     try:
-        shapes = (
-            space_from_json(state["observation_space"], {}, "observation_space", shape_only=True),
-            space_from_json(state["action_space"], {}, "action_space", shape_only=True),
-        )
-        make_distribution(shapes[1])  # an action space no policy supports is refused here
-        check_fits(config, *shapes)
-        rules = checkpoint_schema.expected_tensors(config, *shapes, algo)
+        rules = checkpoint_schema.expected_tensors(config, *checked.spaces, algo)
     except UserError as exc:
         raise CheckpointError(f"{where}: {exc}") from None
     except (ValueError, TypeError) as exc:

@@ -32,6 +32,8 @@ from trpo.config.schema import TRPOConfig, config_from_dict
 from trpo.core.networks import Actor, Critic, make_distribution, observation_dim
 from trpo.errors import UserError
 from trpo.run.checkpoint import CheckpointError
+from trpo.run.resources import check_fits
+from trpo.sampling.envs import space_from_json
 
 MAX_COUNT = 2**62
 """Upper bound of step, update and episode counters."""
@@ -302,6 +304,8 @@ class CheckedState:
 
     config: TRPOConfig
     recorded_sampler: dict[str, Any]
+    spaces: tuple[spaces.Space, spaces.Space]
+    """The saved spaces' types and shapes (Box bounds are in model.safetensors, read later)."""
 
 
 def _refuse(where: str, problem: Exception) -> CheckpointError:
@@ -333,10 +337,24 @@ def check_state(state: dict[str, Any], where: str, algorithms: Mapping[str, Any]
         message = str(exc)
         raise CheckpointError(message if message.startswith(where) else f"{where}: config: {message}") from None
     try:
+        space(state.get("observation_space"), "observation_space")
+        space(state.get("action_space"), "action_space")
+    except Problem as exc:
+        raise _refuse(where, exc) from None
+    try:  # the memory the run needs, before any list sized by it is looked at
+        shapes = (
+            space_from_json(state["observation_space"], {}, "observation_space", shape_only=True),
+            space_from_json(state["action_space"], {}, "action_space", shape_only=True),
+        )
+        make_distribution(shapes[1])  # an action space no policy supports is refused here
+        check_fits(config, *shapes)
+    except UserError as exc:
+        raise CheckpointError(f"{where}: {exc}") from None
+    try:
         state_schema(config.n_envs)(state, "")
     except Problem as exc:
         raise _refuse(where, exc) from None
-    return CheckedState(config, recorded)
+    return CheckedState(config, recorded, shapes)
 
 
 @dataclasses.dataclass(frozen=True)

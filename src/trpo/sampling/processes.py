@@ -138,8 +138,8 @@ class ProcessSampler(RemoteSampler):
             process.join(timeout=5)
             if replacing is not None:  # the first start worked, so the script's main guard is not the cause
                 raise WorkerDied(
-                    f"worker {k} died again: its replacement (pid {process.pid}) exited (code {process.exitcode}) "
-                    "before it was ready"
+                    f"worker {k} died again: its replacement exited (code {process.exitcode}) before it was ready "
+                    f"(pid {process.pid})"
                 ) from None
             raise TrainingStopped(
                 f"sampler worker {k} exited (code {process.exitcode}) before it was ready. Workers are started "
