@@ -18,6 +18,7 @@ from trpo.config.schema import TRPOConfig, load_yaml_config, load_yaml_env, save
 from trpo.errors import UserError
 from trpo.files import atomic_write_text
 from trpo.run.callbacks import Callback, SaveBest
+from trpo.run.checkpoint import resolve_checkpoint_dir
 from trpo.run.resources import check_fits
 from trpo.run.run_dir import RunDir
 from trpo.sampling.env_spec import EnvFlags, EnvSpec, cli_spec, spec_from_data
@@ -234,10 +235,10 @@ def run(argv: list[str]) -> int:
     with contextlib.ExitStack() as stack:  # the run directory's writer lock, once taken
         if args.resume is not None:
             run_dir = args.resume
+            RunDir(run_dir).check_links()
+            resolve_checkpoint_dir(run_dir)  # a directory without a checkpoint is refused before anything is written
             changes = resume_changes(args, argv)
-            if run_dir.is_dir():
-                RunDir(run_dir).check_links()
-                stack.enter_context(RunDir(run_dir).lock())  # before anything is read: no writer is mid-way
+            stack.enter_context(RunDir(run_dir).lock())  # before anything is read: no writer is mid-way
             agent = load(run_dir, trust_run_sampler=args.trust_run_sampler)
             with_env_flags(agent, EnvFlags(args.env_id, args.env_kwargs, args.wrapper))
             if agent.env_spec is None:
