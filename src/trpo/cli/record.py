@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from trpo.cli.parsing import parse, with_env_flags
-from trpo.run.run_dir import RunDir, check_output
+from trpo.run.run_dir import RunDir
 
 
 def run(argv: list[str]) -> int:
@@ -14,12 +14,11 @@ def run(argv: list[str]) -> int:
     args = parse(RecordArgs, argv, "trpo record")
     require_imageio()
     out = args.out if args.out is not None else RunDir(args.run_dir).video
-    check_output(out, args.force)  # never a run's own file; an existing file only with --force
     agent = load(args.run_dir)
     with_env_flags(agent, args.env)
     result = record(
         agent, out, args.episodes, args.seed, not args.stochastic, args.fps,
-        camera=args.camera, width=args.width, height=args.height,
+        camera=args.camera, width=args.width, height=args.height, force=args.force,
     )  # fmt: skip
     returns = ", ".join(f"{r:.1f}" for r in result.returns)
     print(

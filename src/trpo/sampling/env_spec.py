@@ -129,10 +129,12 @@ def check_kwargs(value: Any, what: str) -> dict[str, Any]:
 
 def parse_mapping(text: str, what: str) -> dict[str, Any]:
     """A mapping given on the command line as JSON or inline YAML (`{g: 9.0}`, `'{"g": 9.0}'`, `g: 9.0`)."""
+    source = f"{what} {short(text)}"
     try:
-        value = load_yaml_text(text, f"{what} {short(text)}")  # JSON is YAML
+        value = load_yaml_text(text, source)  # JSON is YAML
     except ConfigError as exc:
-        raise UserError(f"{exc} (give a JSON or YAML mapping)") from None
+        detail = str(exc).removeprefix(source).strip()
+        raise UserError(f"{source} is not a JSON or YAML mapping ({detail})") from None
     return check_kwargs(value if value is not None else {}, f"{what} {short(text)}")
 
 
