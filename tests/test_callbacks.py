@@ -113,7 +113,7 @@ def test_evaluation_callbacks_need_periodic_evaluation() -> None:
         with pytest.raises(ConfigError, match="set eval_every"):
             agent.learn(128, callback=callback)
     assert agent.num_updates == 0
-    with pytest.raises(ConfigError, match=r"must be a trpo\.callbacks\.Callback or a function"):
+    with pytest.raises(ConfigError, match=r"must be a trpo\.Callback or a function"):
         agent.learn(128, callback=[42])  # type: ignore[list-item]
 
 

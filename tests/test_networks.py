@@ -90,10 +90,11 @@ def test_linear_critic_learning_rate_schedule(tmp_path: Path) -> None:
     assert constant.critic_optimizer.param_groups[0]["lr"] == 1e-3
 
 
-def test_a_device_the_update_cannot_use_is_refused_not_ignored(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_a_device_this_machine_lacks_is_refused_not_ignored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with pytest.raises(ConfigError, match="runs on the CPU only so far"):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match="CUDA is not available on this machine"):
         SMALL.replace(device="cuda").validate()
     assert TRPO("CartPole-v1", SMALL.replace(device="auto"), seed=0).device == torch.device("cpu")
     assert main(["train", "CartPole-v1", "--device", "cuda:0", "--run-dir", str(tmp_path / "r"), "--quiet"]) == 2

@@ -4,16 +4,21 @@ One update (`Learner.update`): collect a batch with pi_k (the sampler), advantag
 policy step (`policy_step`, the only part that differs: `trpo.algos.trpo`, `.npg`, `.ppo`), then the
 critic fit on the same batch, and the diagnostics of all of it. `learn()` runs updates with checkpoints,
 periodic evaluation, health alarms, callbacks and progress logging; `save`/`load` keep its state exactly.
+
+Why this file is long (~600 lines): it is the one place where the pieces meet, and the learner's state is
+declared here once (`state()` / `restore()`) rather than spread over modules; every method is short, and
+the math, the critic fit, acting and the sampling live in `trpo.core`, `algos.acting` and `trpo.sampling`.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import numbers
 import time
 import warnings
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -21,16 +26,19 @@ import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium import spaces
-from torch import Tensor
+from torch import Tensor, nn
 
+from trpo.algos.acting import act
 from trpo.config.presets import preset_config
-from trpo.config.schema import TRPOConfig
+from trpo.config.schema import SAFE, TRPOConfig
 from trpo.core.advantages import normalize
+from trpo.core.device import needs_rollout_copy, resolve_device
 from trpo.core.networks import Actor, Critic, make_distribution, observation_dim
 from trpo.core.normalization import ObservationNormalizer, RewardScaler
 from trpo.core.seeding import rng_state, seed_everything, set_rng_state
 from trpo.core.trust_region import detached_params, unflatten
-from trpo.errors import ConfigError, Interrupted, NonFiniteEnvError, ObservationError, TrainingStopped
+from trpo.core.value_fit import explained_variance, fit_value, linear_schedule, value_loss
+from trpo.errors import ConfigError, Interrupted, NonFiniteEnvError, TrainingStopped, UserError
 from trpo.run import checkpoint
 from trpo.run.callbacks import CallbackArg, as_callbacks
 from trpo.run.evaluation import evaluate as evaluate_policy
@@ -53,12 +61,6 @@ from trpo.sampling.rollout import Batch
 from trpo.sampling.sampler import Sampler, make_sampler
 
 
-def explained_variance(predicted: Tensor, target: Tensor) -> float:
-    """1 - Var[target - predicted] / Var[target] (1 is perfect, <= 0 is no better than a constant)."""
-    var = float(target.var())
-    return math.nan if var == 0 else 1.0 - float((target - predicted).var()) / var
-
-
 @dataclass(frozen=True)
 class PolicyBatch:
     """An on-policy batch as the policy step sees it."""
@@ -72,6 +74,27 @@ class PolicyBatch:
     """Distribution parameters of pi_k, the policy that collected the batch (no gradient)."""
     log_prob_k: Tensor
     """log pi_k(a|s) of the batch's actions."""
+    cost_adv: Tensor | None = None
+    """Cost advantages A_C (GAE of the per-step costs with the cost critic, unnormalised); None without costs."""
+    ep_cost: float = math.nan
+    """J_C(pi_k), the expected undiscounted episode cost of pi_k (`episode_cost_estimate`)."""
+    horizon: float = math.nan
+    """The mean episode length H that turns a per-step surrogate change into an episode-cost change."""
+
+
+def episode_cost_estimate(
+    batch: Batch, recent_costs: Sequence[float], recent_lengths: Sequence[int], n_envs: int, n_steps: int
+) -> tuple[float, float]:
+    """(J_C(pi_k), H): the mean cost and length of the most recent finished episodes: those that finished in
+    `batch`, or the last n_envs when fewer did (`recent_*`: the sampler's last 100, the batch's last); when none
+    ever finished, the batch's mean cost per step times n_steps, and H = n_steps (every episode is then longer
+    than a rollout). Environments that start together also end together, so a batch alone may hold no episode."""
+    k = max(len(batch.episode_costs), n_envs)
+    if recent_costs:
+        return float(np.mean(list(recent_costs)[-k:])), float(np.mean(list(recent_lengths)[-k:]))
+    if batch.episode_costs:
+        return float(np.mean(batch.episode_costs)), float(np.mean(batch.episode_lengths))
+    return batch.step_cost_mean * n_steps, float(n_steps)
 
 
 class StepStats(Protocol):
@@ -108,6 +131,9 @@ class Learner:
         config: TRPOConfig | None = None,
         seed: int | None = None,
         env_kwargs: Mapping[str, Any] | None = None,
+        *,
+        actor_net: nn.Module | None = None,
+        critic_net: nn.Module | None = None,
     ) -> None:
         """`env`: a Gymnasium id (`module:EnvId` imports `module` first; `env_kwargs` go to
         `gymnasium.make`), an `EnvSpec` (id, kwargs, wrappers), a function that makes an environment, an
@@ -119,7 +145,12 @@ class Learner:
         `trpo eval`/`record`/`train --resume` rebuild it.
 
         Without `config`, an env id with a preset gets that preset for this algorithm (as `trpo train
-        ENV_ID` does; `self.preset` names it), anything else TRPOConfig's defaults."""
+        ENV_ID` does; `self.preset` names it), anything else TRPOConfig's defaults.
+
+        `actor_net` / `critic_net`: custom torch modules in place of the MLPs. The actor's maps normalised
+        observations [N, obs_dim] to the action distribution's mean (Box; the log-std stays a learned
+        state-independent parameter) or logits [N, n]; the critic's maps them to values [N] or [N, 1].
+        Checkpoints hold their weights; `load(path, actor_net=..., critic_net=...)` takes the same modules."""
         if config is None:
             config, self.preset = preset_config(env if isinstance(env, str) else None, algo=self.algo)
         if seed is not None:
@@ -148,27 +179,56 @@ class Learner:
         else:
             observation_space, action_space, probed = probe_env(self.env_fn)
         self.set_env_spec(source.spec or probed)
-        self._build(observation_space, action_space)
+        self._build(observation_space, action_space, actor_net, critic_net)
 
     def set_env_spec(self, spec: EnvSpec | None) -> None:
         """Record the environment's spec (saved in checkpoints; None when it cannot be described)."""
         self.env_spec = spec
         self.env_id = spec.id if spec is not None else None
 
-    def _build(self, observation_space: spaces.Space, action_space: spaces.Space) -> None:
+    def _build(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        actor_net: nn.Module | None = None,
+        critic_net: nn.Module | None = None,
+    ) -> None:
         cfg = self.config
         check_fits(cfg, observation_space, action_space)  # before any buffer or network is allocated
+        if (actor_net is not None or critic_net is not None) and cfg.sampler in ("process", "ray"):
+            raise ConfigError(
+                f"sampler={cfg.sampler} builds the actor in its workers from the config; a custom actor_net or "
+                "critic_net trains with sampler sync or async"
+            )
         torch.set_num_threads(cfg.torch_threads)
         seed_everything(cfg.seed)
         self.observation_space, self.action_space = observation_space, action_space
         self.obs_dim = observation_dim(observation_space)
         self.dist = make_distribution(action_space)
-        self.device = torch.device("cpu")  # config.validate() refuses any other device for now
-        self.actor = Actor(
-            self.obs_dim, self.dist, cfg.actor_sizes, cfg.activation, cfg.ortho_init, cfg.log_std_init, cfg.use_sde
-        )
-        self.critic = Critic(self.obs_dim, cfg.critic_sizes, cfg.activation, cfg.ortho_init)
+        self.device = resolve_device(cfg.device)
+        actor = Actor(
+            self.obs_dim, self.dist, cfg.actor_sizes, cfg.activation, cfg.ortho_init, cfg.log_std_init, cfg.use_sde,
+            body=actor_net,
+        )  # fmt: skip
+        critic = Critic(self.obs_dim, cfg.critic_sizes, cfg.activation, cfg.ortho_init, body=critic_net)
+        # The update runs on self.device; rollouts (one small batch per env step) on CPU copies of the
+        # networks, refreshed after every update. On the CPU both are the same objects.
+        if needs_rollout_copy(self.device):
+            self.rollout_actor, self.rollout_critic = copy.deepcopy(actor).cpu(), copy.deepcopy(critic).cpu()
+        else:
+            self.rollout_actor, self.rollout_critic = actor, critic
+        self.actor, self.critic = actor.to(self.device), critic.to(self.device)
         self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=cfg.vf_lr, fused=True)
+        self.cost_critic: Critic | None = None  # V_C, the cost critic of the constrained algorithms (an MLP)
+        self.rollout_cost_critic: Critic | None = None  # its CPU copy for the sampler (itself on the CPU)
+        self.cost_critic_optimizer: torch.optim.Optimizer | None = None
+        if cfg.algo in SAFE:
+            cost_critic = Critic(self.obs_dim, cfg.critic_sizes, cfg.activation, cfg.ortho_init)
+            self.rollout_cost_critic = (
+                copy.deepcopy(cost_critic).cpu() if needs_rollout_copy(self.device) else cost_critic
+            )
+            self.cost_critic = cost_critic.to(self.device)
+            self.cost_critic_optimizer = torch.optim.Adam(self.cost_critic.parameters(), lr=cfg.vf_lr, fused=True)
         self.obs_normalizer = ObservationNormalizer((self.obs_dim,), cfg.normalize_obs, cfg.clip_obs)
         self.reward_scaler = RewardScaler(cfg.n_envs, cfg.gamma, cfg.normalize_reward, cfg.clip_reward)
         self.generator = torch.Generator().manual_seed(cfg.seed)
@@ -191,12 +251,21 @@ class Learner:
     def _build_policy_update(self) -> None:
         """Create what the policy step keeps between updates (PPO: the actor's optimiser); TRPO: none."""
 
+    def policy_state(self) -> dict[str, Any]:
+        """What the policy step keeps between updates besides optimisers, as JSON data (trpo-lag: lambda)."""
+        return {}
+
+    def load_policy_state(self, state: dict[str, Any]) -> None:
+        """Restore what `policy_state` returned (an empty dict: a checkpoint that has none)."""
+
     def policy_step(self, b: PolicyBatch) -> StepStats:
         """The algorithm's policy update on an on-policy batch (the actor's parameters change in place)."""
         raise NotImplementedError(f"{type(self).__name__} does not define its policy step")
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         """The optimisers whose state is checkpointed, by the name their tensors are saved under."""
+        if self.cost_critic_optimizer is not None:
+            return {"critic_optimizer": self.critic_optimizer, "cost_critic_optimizer": self.cost_critic_optimizer}
         return {"critic_optimizer": self.critic_optimizer}
 
     # ------------------------------------------------------------------ training
@@ -218,7 +287,7 @@ class Learner:
 
         With `run_dir`, diagnostics are appended to `progress.csv` and TensorBoard there, and the
         learner is checkpointed to `run_dir/checkpoint` every `checkpoint_every` updates and at the end.
-        `callback`: a `trpo.callbacks.Callback`, a function `f(agent, stats)`, or a list of them; one
+        `callback`: a `trpo.Callback`, a function `f(agent, stats)`, or a list of them; one
         that returns False stops training after that update (`self.stop_reason` says which).
         SIGINT/SIGTERM stop training after the current update (checkpointed) by raising `Interrupted`.
         Console: `progress_bar` (with a diagnostics table every `table_every` updates), or `json_lines`
@@ -347,8 +416,9 @@ class Learner:
         if self._collector is None:
             cfg = self.config
             collector = make_sampler(
-                cfg, self.env_fn, (self.observation_space, self.action_space), self.actor, self.critic,
-                self.obs_normalizer, self.reward_scaler, self.generator, self._vector_env,
+                cfg, self.env_fn, (self.observation_space, self.action_space), self.rollout_actor,
+                self.rollout_critic, self.obs_normalizer, self.reward_scaler, self.generator, self._vector_env,
+                self.rollout_cost_critic,
             )  # fmt: skip
             resume, self._resume_state = self._resume_state, None
             if resume is None or not collector.restore(*resume):
@@ -367,18 +437,46 @@ class Learner:
         """One update on an on-policy batch: the algorithm's policy step (`policy_step`), then the
         critic fit; returns the diagnostics of both."""
         cfg, dist = self.config, self.dist
+        batch = batch.to(self.device)
         obs = batch.obs
         adv = normalize(batch.advantages) if cfg.normalize_advantages else batch.advantages
         with torch.no_grad():  # pi_k: the policy that collected the batch
             p_k = self.actor(obs)
             log_prob_k = dist.log_prob(p_k, batch.actions)
             entropy_k = float(dist.entropy(p_k).mean())
-        step = self.policy_step(PolicyBatch(obs, batch.actions, adv, p_k, log_prob_k))
+        policy_batch = PolicyBatch(obs, batch.actions, adv, p_k, log_prob_k)
+        if self.cost_critic is not None:
+            if batch.cost_advantages is None:
+                raise ConfigError(
+                    f"algo {cfg.algo} needs an environment that reports a cost per step in info['cost'] (none did); "
+                    "add one with the wrapper trpo.sampling.costs:CostFunction (docs/safe-rl.md)"
+                )
+            stats = self._collector.stats if self._collector is not None else None
+            ep_cost, horizon = episode_cost_estimate(
+                batch, stats.costs if stats else [], stats.lengths if stats else [], cfg.n_envs, cfg.n_steps
+            )
+            policy_batch = replace(policy_batch, cost_adv=batch.cost_advantages, ep_cost=ep_cost, horizon=horizon)
+        step = self.policy_step(policy_batch)
         diagnostics = step.row()
 
-        value_loss_before = self._value_loss(obs, batch.returns)
+        value_loss_before = value_loss(self.critic, obs, batch.returns)
         vf_lr = self._critic_learning_rate()
-        self._fit_critic(obs, batch.returns)
+        fit_value(self.critic, self.critic_optimizer, obs, batch.returns, cfg.vf_epochs, cfg.vf_minibatch_size,
+                  self.generator)  # fmt: skip
+        if self.cost_critic is not None and self.cost_critic_optimizer is not None:
+            assert batch.cost_returns is not None and batch.cost_values is not None
+            for group in self.cost_critic_optimizer.param_groups:
+                group["lr"] = vf_lr
+            cost_loss_before = value_loss(self.cost_critic, obs, batch.cost_returns)
+            fit_value(self.cost_critic, self.cost_critic_optimizer, obs, batch.cost_returns, cfg.vf_epochs,
+                      cfg.vf_minibatch_size, self.generator)  # fmt: skip
+            diagnostics.update({
+                "train/cost_value_loss_before": cost_loss_before,
+                "train/cost_value_loss": value_loss(self.cost_critic, obs, batch.cost_returns),
+                "train/cost_explained_variance": explained_variance(batch.cost_values, batch.cost_returns),
+                "train/cost_return_mean": float(batch.cost_returns.mean()),
+            })  # fmt: skip
+        self._refresh_rollout_networks()
         with torch.no_grad():
             p_new = self.actor(obs)
         entropy = float(dist.entropy(p_new).mean())
@@ -386,7 +484,7 @@ class Learner:
             "train/entropy": entropy,
             "train/entropy_change": entropy - entropy_k,
             "train/value_loss_before": value_loss_before,
-            "train/value_loss": self._value_loss(obs, batch.returns),
+            "train/value_loss": value_loss(self.critic, obs, batch.returns),
             "train/explained_variance": explained_variance(batch.values, batch.returns),
             "train/return_mean": float(batch.returns.mean()),
             "train/return_std": float(batch.returns.std()),
@@ -395,6 +493,8 @@ class Learner:
             "train/adv_abs_max": float(batch.advantages.abs().max()),
         })  # fmt: skip
         for name, layers in (("actor", self.actor.features), ("critic", self.critic.net)):
+            if not isinstance(layers, nn.Sequential):  # a custom network: its layers are its own business
+                continue
             for i, fraction in enumerate(dead_unit_fractions(layers, obs)):
                 diagnostics[f"train/dead_units_{name}_{i}"] = fraction
         if cfg.vf_lr_schedule != "constant":
@@ -417,31 +517,27 @@ class Learner:
         cfg = self.config
         lr = cfg.vf_lr
         if cfg.vf_lr_schedule == "linear":
-            lr *= max(0.0, 1.0 - self.num_steps / max(1, self.schedule_until))
+            lr = linear_schedule(cfg.vf_lr, self.num_steps, self.schedule_until)
         for group in self.critic_optimizer.param_groups:
             group["lr"] = lr
         return lr
 
-    def _fit_critic(self, obs: Tensor, returns: Tensor) -> None:
-        """Regress V(s) on the returns: `vf_epochs` passes of Adam over shuffled minibatches."""
-        n, size = obs.shape[0], self.config.vf_minibatch_size
-        for _ in range(self.config.vf_epochs):
-            order = torch.randperm(n, generator=self.generator)
-            for start in range(0, n, size):
-                idx = order[start : start + size]
-                loss = (self.critic(obs[idx]) - returns[idx]).pow(2).mean()
-                self.critic_optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.critic_optimizer.step()
-
     @torch.no_grad()
-    def _value_loss(self, obs: Tensor, returns: Tensor) -> float:
-        return float((self.critic(obs) - returns).pow(2).mean())
+    def _refresh_rollout_networks(self) -> None:
+        """Copy the updated networks into the CPU copies the sampler acts with (when they are copies)."""
+        pairs = [(self.actor, self.rollout_actor), (self.critic, self.rollout_critic)]
+        if self.cost_critic is not None and self.rollout_cost_critic is not None:
+            pairs.append((self.cost_critic, self.rollout_cost_critic))
+        for source, copy_ in pairs:
+            if copy_ is not source:
+                for mine, theirs in zip(copy_.parameters(), source.parameters(), strict=True):
+                    mine.copy_(theirs)  # in place: the samplers hold these tensors
 
     def _row(
         self, diagnostics: dict[str, float], collector: Sampler, rollout_s: float, update_s: float
     ) -> dict[str, float]:
         stats = collector.stats
+        costs = {"rollout/ep_cost_mean": float(np.mean(stats.costs)) if stats.costs else math.nan}
         return {
             "time/steps": float(self.num_steps),
             "time/updates": float(self.num_updates),
@@ -452,48 +548,23 @@ class Learner:
             "rollout/ep_len_mean": float(np.mean(stats.lengths)) if stats.lengths else math.nan,
             "rollout/episodes": float(stats.episodes),
             "rollout/skipped_batches": float(self.skipped_batches),
+            **(costs if stats.saw_costs or self.cost_critic is not None else {}),
             **collector.diagnostics(),
             **diagnostics,
         }
 
     # ------------------------------------------------------------------ acting
 
-    @torch.no_grad()
     def predict(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
         """Action(s) for one observation or a batch, with the frozen observation normalisation.
 
         `obs` has the observation space's shape (one observation: one action) or a leading batch axis
         (N observations: N actions); any other shape raises `ObservationError`, as does a non-numeric one.
         """
-        obs, single = self._checked_observation(obs)
-        flat = self.obs_normalizer(obs.reshape(1 if single else obs.shape[0], -1))
-        params = self.actor(torch.from_numpy(flat))
-        action = self.dist.mode(params) if deterministic else self.dist.sample(params, self.generator)
-        out = action.numpy()
-        if isinstance(self.action_space, spaces.Box):
-            out = np.clip(out, self.action_space.low, self.action_space.high).astype(self.action_space.dtype)
-        elif isinstance(self.action_space, spaces.Discrete):
-            out = out + int(self.action_space.start)
-        return out[0] if single else out
-
-    def _checked_observation(self, obs: Any) -> tuple[np.ndarray, bool]:
-        """`obs` as an array, and whether it is one observation (else a batch); ObservationError otherwise."""
-        shape = tuple(self.observation_space.shape or ())
-        try:
-            array = np.asarray(obs)
-            array = array.astype(np.float64) if array.dtype == object else array
-        except (TypeError, ValueError) as exc:
-            raise ObservationError(f"predict() needs an array of shape {shape} or (N, *{shape}): {exc}") from None
-        if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
-            raise ObservationError(f"predict() needs a numeric observation, got dtype {array.dtype}")
-        if array.shape == shape:
-            return array, True
-        if array.ndim == len(shape) + 1 and array.shape[1:] == shape and array.shape[0] > 0:
-            return array, False
-        raise ObservationError(
-            f"predict() got an observation of shape {array.shape}; the observation space {self.observation_space} "
-            f"takes one observation of shape {shape} or a batch of shape (N, {', '.join(map(str, shape))})"
-        )
+        return act(
+            self.rollout_actor, self.dist, self.obs_normalizer, self.observation_space, self.action_space, obs,
+            deterministic, self.generator,
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ state (what a checkpoint holds)
 
@@ -507,6 +578,7 @@ class Learner:
         tensors: dict[str, Tensor] = {
             **{f"actor.{k}": v for k, v in self.actor.state_dict().items()},
             **{f"critic.{k}": v for k, v in self.critic.state_dict().items()},
+            **({f"cost_critic.{k}": v for k, v in self.cost_critic.state_dict().items()} if self.cost_critic else {}),
             **{f"obs_rms.{k}": torch.from_numpy(np.asarray(v)) for k, v in self.obs_normalizer.rms.state().items()},
             **{f"ret_rms.{k}": torch.from_numpy(np.asarray(v)) for k, v in self.reward_scaler.rms.state().items()},
             **obs_tensors,
@@ -524,7 +596,11 @@ class Learner:
             **{name: getattr(self, name) for name in self.COUNTERS},
             "last_rejection": self.last_rejection,
             "health": self.health.state(),
+            "custom_networks": [name for name, net in (("actor", self.actor), ("critic", self.critic)) if net.custom],
         }
+        policy_state = self.policy_state()
+        if policy_state:
+            data["policy_state"] = policy_state
         data["rng"], rng_tensors = rng_state(self.generator)
         tensors.update(rng_tensors)
         if self._collector is not None:
@@ -542,18 +618,30 @@ class Learner:
         spec: EnvSpec | None,
         observation_space: spaces.Space,
         action_space: spaces.Space,
+        actor_net: nn.Module | None = None,
+        critic_net: nn.Module | None = None,
     ) -> Learner:
-        """A learner with the state `state()` returned (checked by the caller: `trpo.algos.saving`)."""  # fmt: skip
+        """A learner with the state `state()` returned (checked by the caller: `trpo.algos.saving`)."""
+        custom = {"actor": actor_net, "critic": critic_net}
+        for name in data.get("custom_networks", []):
+            if custom.get(name) is None:
+                raise UserError(
+                    f"this model was trained with a custom {name} network; load it in Python with "
+                    f"trpo.load(path, {name}_net=<a module of the same architecture>)"
+                )
         agent = cls.__new__(cls)
         agent.config, agent.env_fn = config, env_fn
         agent.set_env_spec(spec)
-        agent._build(observation_space, action_space)
+        agent._build(observation_space, action_space, actor_net, critic_net)
 
         def section(prefix: str) -> dict[str, Tensor]:
             return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
 
         agent.actor.load_state_dict(section("actor."))
         agent.critic.load_state_dict(section("critic."))
+        if agent.cost_critic is not None and section("cost_critic."):  # a checkpoint from before costs has none
+            agent.cost_critic.load_state_dict(section("cost_critic."))
+        agent._refresh_rollout_networks()
         agent.obs_normalizer.rms.load_state({k: v.numpy() for k, v in section("obs_rms.").items()})
         agent.reward_scaler.rms.load_state({k: v.numpy() for k, v in section("ret_rms.").items()})
         for name, optimizer in agent.optimizers().items():
@@ -563,6 +651,9 @@ class Learner:
         agent.rejected_in_a_row = int(data.get("rejected_in_a_row", 0))
         agent.skipped_batches = int(data.get("skipped_batches", 0))
         agent.last_rejection = str(data.get("last_rejection", ""))
+        for name in cls.COUNTERS[len(Learner.COUNTERS) :]:  # an algorithm's own counters (0 in older checkpoints)
+            setattr(agent, name, int(data.get(name, 0)))
+        agent.load_policy_state(data.get("policy_state", {}))
         if "health" in data:
             agent.health.load_state(data["health"])
         if "rng" in data:
@@ -577,7 +668,13 @@ class Learner:
 
     @classmethod
     def load(
-        cls, path: str | Path, env: str | EnvSpec | EnvFactory | None = None, *, trust_run_sampler: bool = False
+        cls,
+        path: str | Path,
+        env: str | EnvSpec | EnvFactory | None = None,
+        *,
+        actor_net: nn.Module | None = None,
+        critic_net: nn.Module | None = None,
+        trust_run_sampler: bool = False,
     ) -> Learner:
         """Load a model saved by `save` (or the checkpoint of a run directory). No pickle is involved.
 
@@ -586,13 +683,16 @@ class Learner:
         `env` replaces the recorded environment; it is needed to continue training (or evaluate) a model
         whose environment Gymnasium could not describe. A recorded `module:EnvId` or wrapper module is
         imported only from installed modules and PYTHONPATH, never from the current or run directory.
+        A model trained with custom networks needs the same modules (`actor_net`, `critic_net`).
         The run's sampler fields (sampler, workers, worker_cpus, ray_address) are set to their defaults,
         so that a model from elsewhere never starts processes or joins a Ray cluster it names;
         `trust_run_sampler=True` keeps them (or set `agent.config = agent.config.replace(sampler=...)`).
         """
         from trpo.algos.saving import load_learner
 
-        return load_learner(cls, path, env, ALGORITHMS, trust_run_sampler=trust_run_sampler)
+        return load_learner(
+            cls, path, env, ALGORITHMS, actor_net=actor_net, critic_net=critic_net, trust_run_sampler=trust_run_sampler
+        )
 
 
 ALGORITHMS: dict[str, type[Learner]] = {}
@@ -600,16 +700,25 @@ ALGORITHMS: dict[str, type[Learner]] = {}
 
 
 def make_agent(
-    env: EnvLike, config: TRPOConfig | None = None, seed: int | None = None, env_kwargs: Mapping[str, Any] | None = None
+    env: EnvLike,
+    config: TRPOConfig | None = None,
+    seed: int | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
+    **networks: nn.Module | None,
 ) -> Learner:
     """A learner of the class `config.algo` names (TRPO, NPG or PPO); without a config, TRPO with the
     environment's preset (as `trpo train ENV_ID` does)."""
     algo = config.validate().algo if config is not None else "trpo"
-    return ALGORITHMS[algo](env, config, seed=seed, env_kwargs=env_kwargs)
+    return ALGORITHMS[algo](env, config, seed=seed, env_kwargs=env_kwargs, **networks)
 
 
 def load(
-    path: str | Path, env: str | EnvSpec | EnvFactory | None = None, *, trust_run_sampler: bool = False
+    path: str | Path,
+    env: str | EnvSpec | EnvFactory | None = None,
+    *,
+    actor_net: nn.Module | None = None,
+    critic_net: nn.Module | None = None,
+    trust_run_sampler: bool = False,
 ) -> Learner:
     """Load any saved model (TRPO, NPG or PPO); the same as `Learner.load`."""
-    return Learner.load(path, env=env, trust_run_sampler=trust_run_sampler)
+    return Learner.load(path, env=env, actor_net=actor_net, critic_net=critic_net, trust_run_sampler=trust_run_sampler)

@@ -84,7 +84,44 @@ class NaturalStepStats:
         return {f"train/{f.name}": float(getattr(self, f.name)) for f in fields(self)}
 
 
-class NPG(Learner):
+class TrustRegionLearner(Learner):
+    """The pieces of a natural-gradient step, shared by NPG (and TRPO) and CPO (which also solves F u = b with the
+    same Fisher products): surrogates of the batch, their gradients at theta_k, and the damped Fisher product."""
+
+    def surrogate(self, b: PolicyBatch, adv: Tensor, ent_coef: float = 0.0) -> Callable[[Tensor], Tensor]:
+        """p -> L(theta) = mean[pi_theta(a|s) / pi_k(a|s) * adv] (+ ent_coef * mean entropy of pi_theta), from
+        the distribution parameters p = pi_theta(s) on the batch."""
+        dist, actions, log_prob_k = self.dist, b.actions, b.log_prob_k
+
+        def surrogate(p: Tensor) -> Tensor:
+            gain = (torch.exp(dist.log_prob(p, actions) - log_prob_k) * adv).mean()
+            return gain + ent_coef * dist.entropy(p).mean() if ent_coef > 0 else gain
+
+        return surrogate
+
+    def surrogate_gradient(
+        self, params_k: dict[str, Tensor], obs: Tensor, surrogate: Callable[[Tensor], Tensor]
+    ) -> tuple[Tensor, Tensor]:
+        """(grad L(theta_k) as a flat float64 vector, L(theta_k)) of a surrogate at the actor's parameters."""
+        leaves = {name: p.clone().requires_grad_(True) for name, p in params_k.items()}
+        loss_k = surrogate(functional_call(self.actor, leaves, (obs,)))
+        grad = flatten(torch.autograd.grad(loss_k, list(leaves.values()))).to(torch.float64)
+        return grad, loss_k.detach()
+
+    def fisher_product(self, params_k: dict[str, Tensor], obs: Tensor) -> Callable[[Tensor], Tensor]:
+        """v -> (F + cI) v at theta_k, F the Fisher matrix on (a subsample, `fvp_subsample`, of) the batch."""
+        cfg = self.config
+        fvp_obs = obs[self.fvp_indices(obs.shape[0]).to(obs.device)] if cfg.fvp_subsample < 1 else obs
+        make_fvp = analytic_fvp if cfg.fvp_method == "analytic" else double_backprop_fvp
+        return damped(make_fvp(self.actor, params_k, fvp_obs, dist=self.dist), cfg.cg_damping)
+
+    def fvp_indices(self, n: int) -> Tensor:
+        """A random subset of the batch (fraction `fvp_subsample`) for Fisher-vector products."""
+        k = max(1, round(self.config.fvp_subsample * n))
+        return torch.randperm(n, generator=self.generator)[:k]
+
+
+class NPG(TrustRegionLearner):
     """Natural policy gradient: theta = theta_k + sqrt(2 delta / x^T F x) x with x = (F + cI)^-1 g by
     conjugate gradient, applied as is. Only the quadratic model of the KL bounds the step, so the measured
     KL (`train/kl`, `train/kl_over_delta`) may exceed delta: that overshoot, and the surrogate losses it
@@ -114,27 +151,18 @@ class NPG(Learner):
         """g = grad L(theta_k), x = (F + cI)^-1 g by conjugate gradient, and the full step
         s = sqrt(2 delta / x^T F x) x (None if anything is non-finite or x^T F x <= 0)."""
         cfg, dist = self.config, self.dist
-        obs, actions, adv, p_k, log_prob_k = b.obs, b.actions, b.adv, b.p_k, b.log_prob_k
+        obs, p_k = b.obs, b.p_k
         params_k = detached_params(self.actor)
         theta_k = flatten(params_k).to(torch.float64)
 
         def policy(theta: Tensor) -> Tensor:
             return functional_call(self.actor, unflatten(theta, params_k), (obs,))
 
-        def surrogate(p: Tensor) -> Tensor:
-            """L(theta) = mean[pi_theta(a|s) / pi_k(a|s) * A] (+ ent_coef * mean entropy of pi_theta)."""
-            gain = (torch.exp(dist.log_prob(p, actions) - log_prob_k) * adv).mean()
-            return gain + cfg.ent_coef * dist.entropy(p).mean() if cfg.ent_coef > 0 else gain
-
-        # g = grad L at theta_k
-        leaves = {name: p.clone().requires_grad_(True) for name, p in params_k.items()}
-        loss_k = surrogate(functional_call(self.actor, leaves, (obs,)))
-        g = flatten(torch.autograd.grad(loss_k, list(leaves.values()))).to(torch.float64)
+        surrogate = self.surrogate(b, b.adv, cfg.ent_coef)
+        g, loss_k = self.surrogate_gradient(params_k, obs, surrogate)  # g = grad L at theta_k
 
         # x = (F + cI)^-1 g by conjugate gradient, F from (a subsample of) the batch
-        fvp_obs = obs[self.fvp_indices(obs.shape[0])] if cfg.fvp_subsample < 1 else obs
-        make_fvp = analytic_fvp if cfg.fvp_method == "analytic" else double_backprop_fvp
-        fvp = damped(make_fvp(self.actor, params_k, fvp_obs, dist), cfg.cg_damping)
+        fvp = self.fisher_product(params_k, obs)
         cg = conjugate_gradient(fvp, g, cfg.cg_iters, cfg.cg_tol)
 
         # s = sqrt(2 delta / x^T F x) x (rejected if anything is non-finite or x^T F x <= 0)
@@ -154,8 +182,3 @@ class NPG(Learner):
             return Candidate(float(surrogate(p) - loss_k), float(kl.mean()), float(kl.max()))
 
         return NaturalGradient(g, cg, full, theta_k, evaluate)
-
-    def fvp_indices(self, n: int) -> Tensor:
-        """A random subset of the batch (fraction `fvp_subsample`) for Fisher-vector products."""
-        k = max(1, round(self.config.fvp_subsample * n))
-        return torch.randperm(n, generator=self.generator)[:k]

@@ -87,7 +87,7 @@ class PPO(Learner):
         losses, kls, clipped, norms = [], [], [], []
         stopped = False
         for _ in range(cfg.ppo_epochs):
-            order = torch.randperm(n, generator=self.generator)
+            order = torch.randperm(n, generator=self.generator).to(b.obs.device)
             for start in range(0, n, size):
                 idx = order[start : start + size]
                 p = self.actor(b.obs[idx])

@@ -16,7 +16,11 @@ from trpo.run.checkpoint import CheckpointError
 from trpo.sampling.env_spec import EnvSpec, spec_from_data
 from trpo.sampling.envs import EnvFactory, env_factory, space_from_json
 
+on_this_machine = checkpoint_schema.on_this_machine
+
 if TYPE_CHECKING:
+    from torch import nn
+
     from trpo.algos.learner import Learner
 
 
@@ -25,6 +29,9 @@ def load_learner(
     path: str | Path,
     env: str | EnvSpec | EnvFactory | None,
     algorithms: dict[str, type[Learner]],
+    *,
+    actor_net: nn.Module | None = None,
+    critic_net: nn.Module | None = None,
     trust_run_sampler: bool = False,
 ) -> Learner:
     """Read the checkpoint at `path` into a learner of the class it was saved from (`algorithms[state.algo]`),
@@ -48,8 +55,15 @@ def load_learner(
             config = config.replace(**checked.recorded_sampler).validate(unread="keep")
         except UserError as exc:
             raise CheckpointError(f"{where}: config: {exc}") from None
+    given_nets = {"actor": actor_net, "critic": critic_net}
+    for name in state.get("custom_networks", []):
+        if given_nets.get(name) is None:
+            raise UserError(
+                f"this model was trained with a custom {name} network; load it in Python with "
+                f"trpo.load(path, {name}_net=<a module of the same architecture>)"
+            )
     try:
-        rules = checkpoint_schema.expected_tensors(config, *checked.spaces, algo)
+        rules = checkpoint_schema.expected_tensors(config, *checked.spaces, algo, actor_net, critic_net)
     except UserError as exc:
         raise CheckpointError(f"{where}: {exc}") from None
     except (ValueError, TypeError) as exc:
@@ -65,7 +79,9 @@ def load_learner(
         env_fn, given = env_factory(env) if env is not None else (_no_env, None)
         if env is None and recorded is not None:
             env_fn = env_factory(recorded)[0]
-        agent = target.restore(state, tensors, config, env_fn, given or recorded, observation_space, action_space)
+        agent = target.restore(
+            state, tensors, config, env_fn, given or recorded, observation_space, action_space, actor_net, critic_net
+        )
     except (KeyError, ValueError, TypeError, RuntimeError) as exc:
         if isinstance(exc, UserError):
             raise

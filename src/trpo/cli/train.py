@@ -32,7 +32,7 @@ current_run_dir: Path | None = None
 
 @dataclasses.dataclass(frozen=True)
 class TrainArgs:
-    """Train a policy with TRPO (or --algo npg|ppo): `trpo train [OPTIONS] ENV_ID`, or continue a run with
+    """Train a policy with TRPO (or --algo npg|ppo|cpo|trpo-lag): `trpo train [OPTIONS] ENV_ID`, or continue a run with
     `trpo train --resume RUN_DIR`. The environment's preset for the algorithm applies first, then
     --config FILE, then flags."""
 
@@ -305,6 +305,8 @@ def _train(
         summary.update(
             mean_return=result["mean_return"], std_return=result["std_return"], eval_episodes=result["episodes"]
         )
+        if "mean_cost" in result:
+            summary.update(mean_cost=result["mean_cost"], std_cost=result["std_cost"])
     summary["alarms"] = agent.alarms
     if agent.stop_reason:
         summary["stopped_by"] = agent.stop_reason
@@ -323,6 +325,7 @@ def _train(
         print(
             f"{env_id}: mean return {summary['mean_return']:.2f} ± {summary['std_return']:.2f} "
             f"over {summary['eval_episodes']} episodes"
+            + (f", mean cost {summary['mean_cost']:.2f} ± {summary['std_cost']:.2f}" if "mean_cost" in summary else "")
         )
     if agent.alarms:
         names = ", ".join(f"{a['name']} (update {a['update']})" for a in agent.alarms)

@@ -4,7 +4,8 @@ Top-level entries `<env id>: {...}` are TRPO's presets. `algorithms: {<algo>: {<
 another algorithm's own presets; each is complete on top of TRPOConfig's defaults. An algorithm without
 an entry for the environment uses the entry of the algorithm whose hyperparameters it shares
 (`SHARES_PRESETS`: NPG is TRPO without the line search, so the same delta and rollouts are its
-controlled counterpart), or none.
+controlled counterpart; CPO and TRPO-Lagrangian are TRPO with a constraint, so TRPO's trust region and rollouts
+fit them too), or none.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import yaml
 from trpo.config.schema import FIELD_NAMES, TRPOConfig, config_from_dict, reads
 
 ALGORITHMS_KEY = "algorithms"
-SHARES_PRESETS = {"npg": "trpo"}
+SHARES_PRESETS = {"npg": "trpo", "cpo": "trpo", "trpo-lag": "trpo"}
 
 
 @cache

@@ -1,4 +1,10 @@
-"""`TRPOConfig`: the single source of truth for hyperparameters (API, CLI flags and presets)."""
+"""`TRPOConfig`: the single source of truth for hyperparameters (API, CLI flags and presets).
+
+Each field declares beside itself its docstring (the CLI's help) and, with `knob(...)`, its `Rule`: the valid
+range, the algorithms that read it, the field that does its job under another algorithm, a typical value.
+Validation, `trpo compare`'s sweeps and `trpo train --help` all read these rules. (Long because it holds
+~60 documented fields; the checks themselves are generic.)
+"""
 
 from __future__ import annotations
 
@@ -23,13 +29,16 @@ from trpo.errors import ConfigError
 from trpo.files import atomic_write_text
 
 FvpMethod = Literal["analytic", "double_backprop"]
-Algo = Literal["trpo", "npg", "ppo"]
+Algo = Literal["trpo", "npg", "ppo", "cpo", "trpo-lag"]
 
 ALGOS: tuple[str, ...] = typing.get_args(Algo)
-NATURAL = ("trpo", "npg")
+NATURAL = ("trpo", "npg", "cpo", "trpo-lag")
 """The algorithms with a natural-gradient step (KL-bounded, conjugate gradient on Fisher products)."""
-LINE_SEARCH = ("trpo",)
+LINE_SEARCH = ("trpo", "cpo", "trpo-lag")
 PPO = ("ppo",)
+SAFE = ("cpo", "trpo-lag")
+"""The constrained algorithms: a cost critic beside the reward critic, and a limit on the episode cost."""
+LAGRANGIAN = ("trpo-lag",)
 MAX_THREADS = 4 * (os.cpu_count() or 1)
 """The most torch threads a run may ask for: more than the machine's cores only slows it down."""
 
@@ -86,8 +95,11 @@ class TRPOConfig:
 
     algo: Algo = "trpo"
     """Policy update: 'trpo' (natural gradient, KL-boundary step, line search), 'npg' (the same natural
-    gradient step applied without line search) or 'ppo' (clipped surrogate, Adam, minibatch epochs).
-    Rollouts, advantages, critic, normalisation, logging and checkpoints are shared."""
+    gradient step applied without line search), 'ppo' (clipped surrogate, Adam, minibatch epochs), or for
+    environments with costs (info['cost']) 'cpo' (Constrained Policy Optimization: the trust-region step
+    with a linearised cost constraint) and 'trpo-lag' (TRPO on the reward minus lambda times the cost, lambda
+    adapted to the violation); docs/safe-rl.md. Rollouts, advantages, critic, normalisation, logging and
+    checkpoints are shared."""
 
     # --- trust region ---
     max_kl: float = knob(0.02, gt=0, algos=NATURAL, instead={"ppo": "clip_range or target_kl"}, typical="0.005 to 0.05")
@@ -107,6 +119,21 @@ class TRPOConfig:
     """Line-search shrink factor beta: candidates are theta_k + beta^j * full_step."""
     backtrack_iters: int = knob(10, ge=1, algos=LINE_SEARCH)
     """Number of line-search candidates tried before the update is rejected (old policy kept)."""
+
+    # --- constrained RL (algo=cpo, trpo-lag; docs/safe-rl.md) ---
+    cost_limit: float = knob(25.0, ge=0, algos=SAFE, typical="the task's budget, e.g. 25 (Safety-Gymnasium)")
+    """The limit d on the expected episode cost J_C = E[sum_t cost_t], undiscounted (the sum of info['cost'] over
+    an episode, as rollout/ep_cost_mean reports it); the constrained algorithms keep J_C <= cost_limit."""
+    lagrangian_lr: float = knob(0.05, ge=0, algos=LAGRANGIAN, typical="0.01 to 0.1")
+    """trpo-lag: lambda <- max(0, lambda + lagrangian_lr * (J_C - cost_limit)) each update (the PID multiplier's
+    integral gain K_I when lagrangian_kp or lagrangian_kd is set)."""
+    lagrangian_init: float = knob(0.0, ge=0, algos=LAGRANGIAN)
+    """trpo-lag: the starting lambda."""
+    lagrangian_kp: float = knob(0.0, ge=0, algos=LAGRANGIAN, typical="0 (plain Lagrangian) or 0.05 to 1")
+    """trpo-lag: proportional gain K_P of the PID Lagrange multiplier (Stooke et al. 2020); with lagrangian_kp
+    or lagrangian_kd > 0, lambda = max(0, K_P e + K_I I + K_D de), e = J_C - cost_limit."""
+    lagrangian_kd: float = knob(0.0, ge=0, algos=LAGRANGIAN)
+    """trpo-lag: derivative gain K_D of the PID Lagrange multiplier (on the rise of the cost only)."""
 
     # --- PPO (algo=ppo) ---
     pi_lr: float = knob(3e-4, gt=0, algos=PPO, typical="1e-5 to 1e-3")
@@ -205,9 +232,10 @@ class TRPOConfig:
     1,024 per update trains 98 updates, 100,352 steps; the progress display says so at the start)."""
     seed: int = knob(0, ge=0, lt=2**32)
     """Seed of the run: environments, parameters, sampling and subsampling."""
-    device: str = "cpu"
-    """Torch device of the networks and the update: 'cpu' (or 'auto', which is the CPU). The update on a
-    GPU is not implemented yet, so 'cuda' is refused rather than silently run on the CPU."""
+    device: str = "auto"
+    """Torch device of the update (policy step, Fisher products, CG, line search, critic fit): 'auto' (CUDA
+    when available, else the CPU), 'cpu', 'cuda' or 'cuda:N'. Rollouts act with CPU copies of the networks,
+    refreshed after each update; a device this machine lacks is refused."""
     torch_threads: int = knob(1, ge=1, le=MAX_THREADS)
     """Torch intra-op threads (1 is fastest and bit-reproducible for small networks)."""
     eval_episodes: int = knob(10, ge=0)
@@ -252,6 +280,9 @@ class TRPOConfig:
     """dead_units: more than this fraction of a ReLU-family hidden layer (actor or critic) is dead."""
     alarm_adv_std: float = knob(1e-6, ge=0)
     """degenerate_advantages: the batch's raw advantage std is below this."""
+    alarm_infeasible_updates: int = knob(25, ge=1, algos=SAFE)
+    """stuck_infeasible: the constraint was violated by the policy that collected the batch (cpo: and the step
+    was a recovery step, the trust region holding no policy within the limit) for this many updates in a row."""
 
     @property
     def batch_size(self) -> int:
@@ -282,13 +313,9 @@ class TRPOConfig:
                 raise ConfigError(message)
         if unread == "error":
             self._check_unread_fields()
-        if self.device not in ("cpu", "auto"):
-            import torch
+        from trpo.core.device import resolve_device  # torch: imported only when a config is validated
 
-            cuda = "is available here" if torch.cuda.is_available() else "is not available here either"
-            raise ConfigError(
-                f"device {self.device!r}: trpo's update runs on the CPU only so far (CUDA {cuda}); use --device cpu"
-            )
+        resolve_device(self.device)
         from trpo.core.networks import activation_class  # torch: imported only when a config is validated
 
         activation_class(self.activation)

@@ -22,7 +22,7 @@ Nothing here imports from `trpo`: only torch, math and dataclasses.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 
@@ -30,12 +30,15 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "CPOCandidate",
     "CPOCase",
+    "CPOSearch",
     "CPOStep",
     "LagrangeMultiplier",
     "PIDLagrangeMultiplier",
     "cpo_accepts",
     "cpo_dual",
+    "cpo_line_search",
     "cpo_rejection_reason",
     "cpo_scalars",
     "cpo_step",
@@ -296,6 +299,62 @@ def cpo_accepts(*, kl: float, reward_gain: float, cost_change: float, case: CPOC
         kl=kl, reward_gain=reward_gain, cost_change=cost_change, case=case, c=c, max_kl=max_kl
     )
     return reason == ""
+
+
+@dataclass(frozen=True)
+class CPOCandidate:
+    """What the CPO line search measures of one candidate θ on the batch."""
+
+    reward_gain: float
+    """L(θ) − L(θ_k) of the reward surrogate."""
+    cost_change: float
+    """L_C(θ) − L_C(θ_k) of the cost surrogate, in the units of c (an estimate of J_C(π_θ) − J_C(π_k))."""
+    kl: float
+    """Mean KL(π_k ‖ π_θ)."""
+    kl_max: float
+    """Largest per-state KL."""
+
+
+@dataclass(frozen=True)
+class CPOSearch:
+    """The outcome of `cpo_line_search`."""
+
+    theta: Tensor | None
+    """The accepted parameters, or None (keep θ_k)."""
+    candidate: CPOCandidate | None
+    """The accepted candidate's measurements (the last one tried when none was accepted; None if none was tried)."""
+    backtracks: int
+    """Candidates rejected before the accepted one (all tried when none was)."""
+    reason: str
+    """Why the last candidate was rejected (empty when one was accepted)."""
+
+
+def cpo_line_search(
+    evaluate: Callable[[Tensor], CPOCandidate],
+    theta_k: Tensor,
+    step: CPOStep,
+    c: float,
+    max_kl: float,
+    backtrack_coef: float,
+    backtrack_iters: int,
+) -> CPOSearch:
+    """Backtracking on the CPO step: θ = θ_k + βʲ x for j = 0 .. backtrack_iters − 1, the first candidate that
+    `cpo_rejection_reason` accepts (KL ≤ δ; from a feasible point the cost surrogate within the limit and the reward
+    not worse; a recovery step must lower the cost). A REJECTED step tries nothing."""
+    if step.step is None or step.case is CPOCase.REJECTED:
+        return CPOSearch(None, None, 0, step.reason or "the CPO step was rejected")
+    last: CPOCandidate | None = None
+    reason = ""
+    x = step.step.to(theta_k.dtype)
+    for j in range(backtrack_iters):
+        theta = theta_k + (backtrack_coef**j) * x
+        last = evaluate(theta)
+        reason = cpo_rejection_reason(
+            kl=last.kl, reward_gain=last.reward_gain, cost_change=last.cost_change, case=step.case, c=c, max_kl=max_kl
+        )
+        if not reason:
+            return CPOSearch(theta, last, j, "")
+    return CPOSearch(None, last, backtrack_iters, reason)
 
 
 # ---------------------------------------------------------------- Lagrangian TRPO

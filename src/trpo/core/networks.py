@@ -146,16 +146,28 @@ class Actor(nn.Module):
         ortho_init: bool = True,
         log_std_init: float = 0.0,
         use_sde: bool = False,
+        body: nn.Module | None = None,
     ) -> None:
+        """`body`: a custom network from observations [N, obs_dim] to the distribution's mean (Box) or
+        logits [N, head_dim] in place of the MLP (Gaussian policies keep their state-independent log-std)."""
         super().__init__()
         self.distribution = distribution
         self.gaussian = isinstance(distribution, DiagGaussian)
         if use_sde and not self.gaussian:
             raise UserError("use_sde needs a Box action space (it shapes Gaussian exploration noise)")
+        if use_sde and body is not None:
+            raise UserError("use_sde needs the MLP's last hidden features; it cannot be used with a custom actor")
         self.use_sde = use_sde
         head_dim = distribution.param_dim // 2 if self.gaussian else distribution.param_dim
-        net = mlp([obs_dim, *hidden_sizes, head_dim], activation, ortho_init, out_gain=0.01)
-        self.features, self.head = net[:-1], net[-1]
+        self.custom = body is not None
+        self.features: nn.Module
+        self.head: nn.Module
+        if body is not None:
+            _check_output(body, obs_dim, head_dim, "actor")
+            self.features, self.head = body, nn.Identity()
+        else:
+            net = mlp([obs_dim, *hidden_sizes, head_dim], activation, ortho_init, out_gain=0.01)
+            self.features, self.head = net[:-1], net[-1]
         # Gaussian policies own a log-std parameter: per action (state-independent), or with gSDE per
         # (feature, action) pair, the log of sigma in noise = z(s) E, E ~ N(0, sigma^2).
         log_std_shape = (hidden_sizes[-1], head_dim) if use_sde else (head_dim,)
@@ -240,9 +252,39 @@ class StateDependentNoise(ActionSampler):
 class Critic(nn.Module):
     """V_phi: maps observations to a scalar value estimate."""
 
-    def __init__(self, obs_dim: int, hidden_sizes: tuple[int, ...], activation: str, ortho_init: bool = True) -> None:
+    def __init__(
+        self,
+        obs_dim: int,
+        hidden_sizes: tuple[int, ...],
+        activation: str,
+        ortho_init: bool = True,
+        body: nn.Module | None = None,
+    ) -> None:
+        """`body`: a custom network from observations [N, obs_dim] to values [N] or [N, 1] in place of the MLP."""
         super().__init__()
-        self.net = mlp([obs_dim, *hidden_sizes, 1], activation, ortho_init, out_gain=1.0)
+        self.custom = body is not None
+        if body is not None:
+            _check_output(body, obs_dim, 1, "critic")
+            self.net: nn.Module = body
+        else:
+            self.net = mlp([obs_dim, *hidden_sizes, 1], activation, ortho_init, out_gain=1.0)
 
     def forward(self, obs: Tensor) -> Tensor:
-        return self.net(obs).squeeze(-1)
+        out = self.net(obs)
+        return out.squeeze(-1) if out.dim() == 2 else out
+
+
+def _check_output(body: nn.Module, obs_dim: int, out_dim: int, what: str) -> None:
+    """A custom network must map [N, obs_dim] float32 observations to [N, out_dim] (a value also [N])."""
+    if not isinstance(body, nn.Module):
+        raise UserError(f"the custom {what} must be a torch.nn.Module (got {type(body).__name__})")
+    try:
+        with torch.no_grad():
+            out = body(torch.zeros(2, obs_dim, device=next(body.parameters(), torch.zeros(0)).device))
+    except Exception as exc:  # the user's module: any failure is theirs to see, in one line
+        raise UserError(f"the custom {what} failed on observations of shape [N, {obs_dim}]: {exc}") from None
+    fits = tuple(out.shape) == (2, out_dim) or (out_dim == 1 and tuple(out.shape) == (2,))
+    if not fits:
+        raise UserError(
+            f"the custom {what} must map observations [N, {obs_dim}] to [N, {out_dim}]; it returned {list(out.shape)}"
+        )

@@ -20,7 +20,7 @@ from gymnasium import spaces
 from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 from numpy.typing import NDArray
 
-__all__ = ["CartPoleBandEnv", "PointHazardEnv", "hazard_cost"]
+__all__ = ["CartPoleBandEnv", "PointHazardEnv", "cart_outside_band", "hazard_cost"]
 
 Obs = NDArray[np.float32]
 
@@ -56,6 +56,8 @@ class PointHazardEnv(gym.Env[Obs, Obs]):
     hazard_radius = 0.35
     start = (-1.0, 0.0)
     start_noise = 0.1
+    resume_fields = ("_position",)
+    """The state a checkpoint captures (`trpo.sampling.env_state`), so that a resumed run continues its episodes."""
 
     def __init__(self, render_mode: str | None = None) -> None:
         if render_mode is not None:
@@ -121,6 +123,12 @@ class CartPoleBandEnv(CartPoleEnv):
         assert self.state is not None
         info = {**info, "cost": 0.0 if abs(float(self.state[0])) < self.band else 1.0}
         return observation, float(reward), terminated, truncated, info
+
+
+def cart_outside_band(obs: Any, action: Any, reward: Any, next_obs: Any, info: dict[str, Any]) -> float:
+    """A cost function in Python for plain CartPole-v1 (`trpo.sampling.costs.CostFunction`): 1 when the cart ends the
+    step outside |x| < 0.5, as CartPoleBand-v0 reports it itself."""
+    return 0.0 if abs(float(next_obs[0])) < CartPoleBandEnv.band else 1.0
 
 
 def _register() -> None:

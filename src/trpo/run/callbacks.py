@@ -77,7 +77,7 @@ def as_callbacks(callback: CallbackArg) -> list[Callback]:
         elif callable(item):
             out.append(FunctionCallback(item))
         else:
-            raise ConfigError(f"a callback must be a trpo.callbacks.Callback or a function, not {type(item).__name__}")
+            raise ConfigError(f"a callback must be a trpo.Callback or a function, not {type(item).__name__}")
     return out
 
 

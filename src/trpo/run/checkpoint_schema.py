@@ -28,9 +28,10 @@ import torch
 from gymnasium import spaces
 
 from trpo.config.safe_yaml import short
-from trpo.config.schema import TRPOConfig, config_from_dict
+from trpo.config.schema import SAFE, TRPOConfig, config_from_dict
+from trpo.core.device import resolve_device
 from trpo.core.networks import Actor, Critic, make_distribution, observation_dim
-from trpo.errors import UserError
+from trpo.errors import ConfigError, UserError
 from trpo.run.checkpoint import CheckpointError
 from trpo.run.resources import check_fits
 from trpo.sampling.envs import space_from_json
@@ -255,12 +256,16 @@ def collector(n_envs: int) -> Check:
             "recent_lengths": list_of(integer(), MAX_RECENT),
             "episodes": integer(),
             "reward_returns": list_of(number(), n_envs, length=n_envs),
+            "recent_costs": list_of(number(), MAX_RECENT),
+            "saw_costs": boolean,
+            "episode_cost": list_of(number(), n_envs, length=n_envs),
         },
-        optional=("episode_return", "episode_length", "reward_returns"),
+        optional=("episode_return", "episode_length", "reward_returns", "recent_costs", "saw_costs", "episode_cost"),
     )
 
 
-def state_schema(n_envs: int) -> Check:
+def state_schema(n_envs: int, extra_counters: tuple[str, ...] = ()) -> Check:
+    """state.json as `Learner.state()` writes it; `extra_counters`: an algorithm's own (e.g. CPO's)."""
     return mapping(
         {
             "format": one_of("trpo-checkpoint"),
@@ -280,9 +285,12 @@ def state_schema(n_envs: int) -> Check:
             "health": HEALTH,
             "rng": mapping({"python": python_rng, "numpy": RNG_NUMPY}),
             "collector": collector(n_envs),
+            "custom_networks": list_of(one_of("actor", "critic"), 2),
+            "policy_state": dict_of(dict_of(number(), 16), 16),  # e.g. TRPO-Lagrangian's multiplier
+            **{name: integer() for name in extra_counters},
         },
         optional=("env_id", "env_spec", "rejected_in_a_row", "skipped_batches", "last_rejection", "health", "rng",
-                  "collector"),
+                  "collector", "custom_networks", "policy_state", *extra_counters),
     )  # fmt: skip
 
 
@@ -312,6 +320,15 @@ def _refuse(where: str, problem: Exception) -> CheckpointError:
     return CheckpointError(f"{where}: {problem}; the checkpoint cannot be used")
 
 
+def on_this_machine(config: TRPOConfig) -> TRPOConfig:
+    """A model is data: it runs where it is loaded. A recorded CUDA device this machine lacks becomes the CPU."""
+    try:
+        resolve_device(config.device)
+    except ConfigError:
+        return config.replace(device="cpu")
+    return config
+
+
 def sanitize_execution(config: TRPOConfig) -> TRPOConfig:
     """`config` with the sampler fields at their defaults: a run directory never decides where a loaded
     model samples (no Ray address, sampler or worker count is taken from it)."""
@@ -332,7 +349,7 @@ def check_state(state: dict[str, Any], where: str, algorithms: Mapping[str, Any]
     try:
         config = config_from_dict(config_data, source=f"{where}: config")
         recorded = {name: getattr(config, name) for name in SAMPLER_FIELDS}
-        config = sanitize_execution(config).replace(algo=algo).validate(unread="keep")
+        config = on_this_machine(sanitize_execution(config).replace(algo=algo)).validate(unread="keep")
     except UserError as exc:
         message = str(exc)
         raise CheckpointError(message if message.startswith(where) else f"{where}: config: {message}") from None
@@ -351,7 +368,9 @@ def check_state(state: dict[str, Any], where: str, algorithms: Mapping[str, Any]
     except UserError as exc:
         raise CheckpointError(f"{where}: {exc}") from None
     try:
-        state_schema(config.n_envs)(state, "")
+        base_counters = ("num_steps", "num_updates", "rejected_in_a_row", "skipped_batches")
+        counters = tuple(c for c in getattr(algorithms[algo], "COUNTERS", ()) if c not in base_counters)
+        state_schema(config.n_envs, counters)(state, "")
     except Problem as exc:
         raise _refuse(where, exc) from None
     return CheckedState(config, recorded, shapes)
@@ -366,19 +385,28 @@ class TensorRule:
 
 
 def expected_tensors(
-    config: TRPOConfig, observation_space: spaces.Space, action_space: spaces.Space, algo: str
+    config: TRPOConfig,
+    observation_space: spaces.Space,
+    action_space: spaces.Space,
+    algo: str,
+    actor_net: torch.nn.Module | None = None,
+    critic_net: torch.nn.Module | None = None,
 ) -> dict[str, TensorRule]:
     """Every tensor a checkpoint of this config and these spaces holds, with its shape (the networks are
-    built on torch's meta device: shapes only, no memory, no initialisation)."""
+    built on torch's meta device: shapes only, no memory, no initialisation; custom networks as given)."""
     obs_dim = observation_dim(observation_space)
     with torch.device("meta"):
         actor = Actor(
             obs_dim, make_distribution(action_space), config.actor_sizes, config.activation, False,
-            config.log_std_init, config.use_sde,
+            config.log_std_init, config.use_sde, body=actor_net,
         )  # fmt: skip
-        critic = Critic(obs_dim, config.critic_sizes, config.activation, False)
+        critic = Critic(obs_dim, config.critic_sizes, config.activation, False, body=critic_net)
+        cost_critic = Critic(obs_dim, config.critic_sizes, config.activation, False) if algo in SAFE else None
     rules: dict[str, TensorRule] = {}
-    for prefix, net in (("actor", actor), ("critic", critic)):
+    networks: list[tuple[str, torch.nn.Module]] = [("actor", actor), ("critic", critic)]
+    if cost_critic is not None:
+        networks.append(("cost_critic", cost_critic))
+    for prefix, net in networks:
         for name, tensor in net.state_dict().items():
             rules[f"{prefix}.{name}"] = TensorRule(tuple(tensor.shape), "weight")
     for prefix, shape in (("obs_rms", (obs_dim,)), ("ret_rms", ())):
@@ -397,6 +425,8 @@ def expected_tensors(
     optimised: dict[str, torch.nn.Module] = {"critic_optimizer": critic}
     if algo == "ppo":
         optimised["actor_optimizer"] = actor
+    if cost_critic is not None:
+        optimised["cost_critic_optimizer"] = cost_critic
     for prefix, module in optimised.items():
         for i, param in enumerate(module.parameters()):
             rules[f"{prefix}.{i}.step"] = TensorRule((), "nonneg")
@@ -406,7 +436,14 @@ def expected_tensors(
     return rules
 
 
-OPTIONAL_PREFIXES = ("critic_optimizer.", "actor_optimizer.", "collector.", "rng.")
+OPTIONAL_PREFIXES = (
+    "critic_optimizer.",
+    "actor_optimizer.",
+    "cost_critic_optimizer.",
+    "cost_critic.",
+    "collector.",
+    "rng.",
+)
 """Tensors a checkpoint may lack: optimiser moments before the first update, the sampler's state of a model
 saved without one, random states of old checkpoints."""
 
@@ -431,7 +468,7 @@ def check_tensors(tensors: Mapping[str, torch.Tensor], rules: Mapping[str, Tenso
     missing = [n for n in rules if n not in tensors and not n.startswith(OPTIONAL_PREFIXES)]
     if missing:
         raise CheckpointError(f"{where}: tensor {missing[0]} is missing")
-    for prefix in ("critic_optimizer.", "actor_optimizer."):  # all of an optimiser's moments, or none
+    for prefix in ("critic_optimizer.", "actor_optimizer.", "cost_critic_optimizer.", "cost_critic."):  # all or none
         wanted = [n for n in rules if n.startswith(prefix)]
         present = [n for n in wanted if n in tensors]
         if present and len(present) != len(wanted):

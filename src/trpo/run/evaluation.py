@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from trpo.sampling.contract import checked_env
+from trpo.sampling.costs import COST_KEY
 from trpo.sampling.envs import check_spaces
 
 if TYPE_CHECKING:
@@ -64,33 +65,40 @@ def play_episode(
     seed: int,
     deterministic: bool = True,
     after_step: Callable[[], None] | None = None,
+    costs: list[float] | None = None,
     max_steps: int | None = None,
 ) -> tuple[float, int]:
     """One episode from `env.reset(seed=seed)` with `agent.predict`: its undiscounted return and length.
-    `after_step` (e.g. grabbing a video frame) is called after the reset and after every step. The episode
-    is cut after `max_steps` steps (default: `episode_step_cap`). The environment's spaces must be the
-    model's (`check_spaces`)."""
+    `after_step` (e.g. grabbing a video frame) is called after the reset and after every step. When the environment
+    reports costs (info["cost"]), the episode's undiscounted cost is appended to `costs`. The episode is cut after
+    `max_steps` steps (default: `episode_step_cap`). The environment's spaces must be the model's (`check_spaces`)."""
     check_spaces((agent.observation_space, agent.action_space), (env.observation_space, env.action_space),
                  agent.env_id or "the environment")  # fmt: skip
     cap = episode_step_cap(agent, env) if max_steps is None else max_steps
     obs, _ = env.reset(seed=seed)
     total, length, done = 0.0, 0, False
+    cost: float | None = None
     if after_step is not None:
         after_step()
     while not done and length < cap:
-        obs, reward, terminated, truncated, _ = env.step(agent.predict(obs, deterministic=deterministic))
+        obs, reward, terminated, truncated, info = env.step(agent.predict(obs, deterministic=deterministic))
         if after_step is not None:
             after_step()
         total += float(reward)
         length += 1
         done = terminated or truncated
+        if COST_KEY in info:
+            cost = (cost or 0.0) + float(info[COST_KEY])
+    if costs is not None and cost is not None:
+        costs.append(cost)
     return total, length
 
 
 def evaluate(
     agent: Learner, episodes: int = 10, deterministic: bool = True, seed: int | None = None, env: gym.Env | None = None
 ) -> dict[str, float | int | list[float]]:
-    """Run `episodes` full episodes; return mean/std of the undiscounted, unscaled returns.
+    """Run `episodes` full episodes; return mean/std of the undiscounted, unscaled returns (and, when the environment
+    reports costs, `mean_cost`/`std_cost`/`costs` of the undiscounted episode costs).
 
     Episodes are seeded `seed, seed + 1, ...` (default: the run's seed + 1000) so evaluation is repeatable.
     They run on a new environment from the agent's (closed afterwards), or on `env` (left open).
@@ -102,18 +110,22 @@ def evaluate(
     env = checked_env(agent.env_fn, 0) if env is None else env
     returns: list[float] = []
     lengths: list[int] = []
+    costs: list[float] = []
     try:
         for i in range(episodes):
-            total, length = play_episode(agent, env, base_seed + i, deterministic)
+            total, length = play_episode(agent, env, base_seed + i, deterministic, costs=costs)
             returns.append(total)
             lengths.append(length)
     finally:
         if own:
             env.close()
-    return {
+    result: dict[str, float | int | list[float]] = {
         "mean_return": float(np.mean(returns)),
         "std_return": float(np.std(returns)) if len(returns) > 1 else 0.0,
         "episodes": episodes,
         "mean_length": float(np.mean(lengths)) if lengths else math.nan,
         "returns": returns,
     }
+    if costs:  # the environment reports costs: their undiscounted sums per episode
+        result.update(mean_cost=float(np.mean(costs)), std_cost=float(np.std(costs)), costs=costs)
+    return result

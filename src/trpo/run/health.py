@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from trpo.config.schema import TRPOConfig
+from trpo.config.schema import ALGOS, SAFE, TRPOConfig
 
 RELU_FAMILY = (nn.ReLU, nn.LeakyReLU, nn.ELU, nn.SiLU)
 
@@ -57,6 +57,8 @@ class Alarm:
     fix: str
     holds: Callable[[dict[str, float], TRPOConfig], bool]
     streak: Callable[[TRPOConfig], int] = lambda cfg: 1
+    algos: tuple[str, ...] = ALGOS
+    """The algorithms it watches (the others' rows have no `alarms/<name>` column)."""
 
 
 def _gt(row: dict[str, float], key: str, limit: float) -> bool:
@@ -116,6 +118,16 @@ ALARMS: tuple[Alarm, ...] = (
         "check that the reward varies with the actions; turn off normalize_advantages for sparse rewards",
         lambda row, cfg: row["train/adv_std"] < cfg.alarm_adv_std,
     ),
+    Alarm(
+        "stuck_infeasible",
+        "the policy has violated the cost limit for many updates in a row without getting back within it "
+        "(cpo: recovery steps only, no policy in the trust region is predicted to satisfy the constraint)",
+        "check that the cost limit is reachable (a policy with ep_cost_mean <= cost_limit exists), raise max_kl so "
+        "that recovery steps move further, or for trpo-lag raise lagrangian_lr (or use lagrangian_kp)",
+        lambda row, cfg: row.get("train/infeasible") == 1,
+        lambda cfg: cfg.alarm_infeasible_updates,
+        SAFE,
+    ),
 )
 ALARM_NAMES = tuple(alarm.name for alarm in ALARMS)
 
@@ -142,6 +154,7 @@ class HealthMonitor:
         self.config = config
         self.gaussian = gaussian
         self.action_dims = action_dims
+        self.alarms = tuple(alarm for alarm in ALARMS if config.algo in alarm.algos)
         self.streaks = dict.fromkeys(ALARM_NAMES, 0)
         self.fired: dict[str, FiredAlarm] = {}
         self.initial_entropy: float | None = None
@@ -161,7 +174,7 @@ class HealthMonitor:
         out["train/line_search_failures_in_a_row"] = float(self.line_search_failures)
         full = {**row, **out}
         new: list[FiredAlarm] = []
-        for alarm in ALARMS:
+        for alarm in self.alarms:
             held = alarm.holds(full, self.config)
             self.streaks[alarm.name] = self.streaks[alarm.name] + 1 if held else 0
             firing = held and self.streaks[alarm.name] >= alarm.streak(self.config)

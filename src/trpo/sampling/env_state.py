@@ -2,9 +2,10 @@
 
 Supported: the wrappers `gymnasium.make` adds (TimeLimit, OrderEnforcing, PassiveEnvChecker) and trpo's
 `ContractChecker` around classic-control environments (CartPole, Pendulum, MountainCar,
-MountainCarContinuous, Acrobot) and Gymnasium's MuJoCo environments (the full integration state of
-`mj_getState`), plus the environment's NumPy generator. Any other wrapper or environment returns None:
-its episodes restart on resume.
+MountainCarContinuous, Acrobot, and their subclasses), Gymnasium's MuJoCo environments (the full integration state
+of `mj_getState`) and environments that name their state in a class attribute `resume_fields` (attributes holding
+numbers or NumPy arrays, e.g. trpo.examples.safe_envs'), plus the environment's NumPy generator. Any other wrapper
+or environment returns None: its episodes restart on resume.
 """
 
 from __future__ import annotations
@@ -46,6 +47,14 @@ def _is_mujoco(env: gym.Env) -> bool:
     except (ImportError, gym.error.DependencyNotInstalled):  # mujoco not installed (gymnasium raises the latter)
         return False
     return isinstance(env, MujocoEnv)
+
+
+def _classic_control(env: gym.Env) -> tuple[str, ...] | None:
+    """The extra state attributes of a classic-control environment (or of a subclass of one), None for others."""
+    for cls in type(env).__mro__:
+        if cls.__name__ in CLASSIC_CONTROL and cls.__module__.startswith("gymnasium.envs.classic_control"):
+            return CLASSIC_CONTROL[cls.__name__]
+    return None
 
 
 def _plain(value: Any) -> Any:
@@ -124,9 +133,10 @@ def capture(env: gym.Env) -> dict[str, Any] | None:
         state = np.empty(mujoco.mj_stateSize(layer.model, spec))
         mujoco.mj_getState(layer.model, layer.data, state, spec)
         core = {"mujoco": _plain(state)}
-    elif type(layer).__name__ in CLASSIC_CONTROL and getattr(layer, "state", None) is not None:
-        extras = CLASSIC_CONTROL[type(layer).__name__]
-        core = {"state": _plain(np.asarray(layer.state)), **{k: _plain(getattr(layer, k, None)) for k in extras}}
+    elif (classic := _classic_control(layer)) is not None and getattr(layer, "state", None) is not None:
+        core = {"state": _plain(np.asarray(layer.state)), **{k: _plain(getattr(layer, k, None)) for k in classic}}
+    elif isinstance(getattr(type(layer), "resume_fields", None), tuple):
+        core = {k: _plain(getattr(layer, k)) for k in type(layer).resume_fields}
     else:
         return None
     return {"wrappers": wrappers, "core": core, "np_random": layer.np_random.bit_generator.state}
@@ -170,14 +180,19 @@ def restore(env: gym.Env, state: Any, where: str = "") -> None:
             raise _refuse(f"{where}.core", "must hold exactly the MuJoCo state ('mujoco')")
         mujoco_state = _like(np.empty(size), _unplain(core["mujoco"], f"{where}.core.mujoco"), f"{where}.core.mujoco")
     else:
-        extras = CLASSIC_CONTROL.get(type(layer).__name__)
-        if extras is None or not set(core) <= {"state", *extras} or "state" not in core:
-            raise _refuse(
-                f"{where}.core", f"holds entries {sorted(core)[:5]} that {type(layer).__name__} does not have"
-            )
+        classic = _classic_control(layer)
+        own = getattr(type(layer), "resume_fields", None)
+        if classic is not None:
+            names, required = {"state", *classic}, {"state"}
+        elif isinstance(own, tuple):
+            names, required = set(own), set(own)
+        else:
+            raise _refuse(f"{where}.core", f"{type(layer).__name__}'s state cannot be restored")
+        if not set(core) <= names or not required <= set(core):
+            raise _refuse(f"{where}.core", f"must hold exactly {sorted(names)} for {type(layer).__name__}")
         for name, value in core.items():
             at = f"{where}.core.{name}"
-            current = np.asarray(layer.state) if name == "state" else getattr(layer, name, None)
+            current = np.asarray(layer.state) if name == "state" and classic is not None else getattr(layer, name, None)
             updates.append((layer, name, _like(current, _unplain(value, at), at)))
     generator = layer.np_random.bit_generator
     saved = state["np_random"]

@@ -1,9 +1,9 @@
 """Sampling in local worker processes (`sampler=process`): the Ray sampler's design without Ray.
 
 `workers` processes each own `n_envs / workers` environments and a CPU copy of the actor
-(`trpo.workers.Worker`) and run whole rollouts of the current policy in parallel, one per
+(`trpo.sampling.workers.Worker`) and run whole rollouts of the current policy in parallel, one per
 core, while the learner waits; then the learner builds the batch as every worker sampler does
-(`trpo.workers.RemoteSampler`) and updates while the workers wait. Unlike `sampler=async` (Gymnasium's
+(`trpo.sampling.workers.RemoteSampler`) and updates while the workers wait. Unlike `sampler=async` (Gymnasium's
 `AsyncVectorEnv`: one process per environment, one round trip per environment step), a worker
 exchanges two messages per update, so the simulator, not inter-process traffic, sets the pace.
 
@@ -88,8 +88,9 @@ class ProcessSampler(RemoteSampler):
         critic: Critic,
         obs_normalizer: ObservationNormalizer,
         reward_scaler: RewardScaler,
+        cost_critic: Critic | None = None,
     ) -> None:
-        super().__init__(config, actor, critic, obs_normalizer, reward_scaler)
+        super().__init__(config, actor, critic, obs_normalizer, reward_scaler, cost_critic)
         # cloudpickle: environment factories may be lambdas or closures (as with AsyncVectorEnv)
         self.payload = cloudpickle.dumps((config, env_fn, spaces_))
         self.context = multiprocessing.get_context("spawn")

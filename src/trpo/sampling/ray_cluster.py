@@ -1,7 +1,7 @@
-"""Sampling on Ray actors (`sampler=ray`): each worker (`trpo.workers.Worker`) is a Ray actor.
+"""Sampling on Ray actors (`sampler=ray`): each worker (`trpo.sampling.workers.Worker`) is a Ray actor.
 
 The policy of each update is put in the object store once; the workers' rollouts come back as Ray
-results, and the learner builds the batch as every worker sampler does (`trpo.workers.RemoteSampler`).
+results, and the learner builds the batch as every worker sampler does (`trpo.sampling.workers.RemoteSampler`).
 
 Workers are created with `max_restarts=-1, max_task_retries=-1`: a worker whose process dies is
 restarted by Ray, and its rollout task re-run there (the restarted worker starts new episodes, and
@@ -82,8 +82,9 @@ class RaySampler(RemoteSampler):
         critic: Critic,
         obs_normalizer: ObservationNormalizer,
         reward_scaler: RewardScaler,
+        cost_critic: Critic | None = None,
     ) -> None:
-        super().__init__(config, actor, critic, obs_normalizer, reward_scaler)
+        super().__init__(config, actor, critic, obs_normalizer, reward_scaler, cost_critic)
         self.ray = ray = import_ray()
         self.env_fn, self.spaces = env_fn, spaces_
         self.workers: list[Any] = []

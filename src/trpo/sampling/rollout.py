@@ -3,6 +3,7 @@ an on-policy `Batch` with GAE advantages (`SyncSampler`)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from trpo.core.networks import ActionSampler, Actor, Critic, StateDependentNoise
 from trpo.core.normalization import ObservationNormalizer, RewardScaler
 from trpo.errors import EnvContractError, NonFiniteEnvError
 from trpo.sampling import env_state
+from trpo.sampling.costs import step_costs
 
 
 @dataclass
@@ -30,15 +32,41 @@ class Batch:
     advantages: Tensor
     returns: Tensor
     values: Tensor
+    cost_advantages: Tensor | None = None
+    """GAE advantages of the per-step costs (unnormalised), when the learner has a cost critic and the
+    environments report costs; likewise `cost_returns` (A_C + V_C) and `cost_values` (V_C)."""
+    cost_returns: Tensor | None = None
+    cost_values: Tensor | None = None
+    episode_costs: list[float] = field(default_factory=list)
+    """Undiscounted costs of the episodes that finished during this batch (empty without costs)."""
+    episode_lengths: list[int] = field(default_factory=list)
+    """Lengths of the episodes that finished during this batch."""
+    step_cost_mean: float = float("nan")
+    """Mean cost per step of the batch (NaN without costs)."""
+
+    def to(self, device: torch.device) -> Batch:
+        """The batch on `device` (itself when it is there already): moved once per update."""
+        if self.obs.device == device:
+            return self
+        tensors = {name: getattr(self, name) for name in TENSORS}
+        return dataclasses.replace(self, **{k: v.to(device) for k, v in tensors.items() if v is not None})
+
+
+TENSORS = ("obs", "actions", "advantages", "returns", "values", "cost_advantages", "cost_returns", "cost_values")
+"""The fields of a Batch that are tensors (the cost ones may be None)."""
 
 
 @dataclass
 class EpisodeStats:
-    """Undiscounted, unscaled returns and lengths of the last 100 finished episodes."""
+    """Undiscounted, unscaled returns, lengths and (when the environments report them) costs of the last 100
+    finished episodes."""
 
     returns: deque[float] = field(default_factory=lambda: deque(maxlen=100))
     lengths: deque[int] = field(default_factory=lambda: deque(maxlen=100))
     episodes: int = 0
+    costs: deque[float] = field(default_factory=lambda: deque(maxlen=100))
+    saw_costs: bool = False
+    """Whether any environment has reported a cost (`info["cost"]`)."""
 
 
 Truncation = tuple[int, np.ndarray, np.ndarray]
@@ -59,6 +87,9 @@ class Rollout:
     ended: np.ndarray  # [T, E] bool: terminated or truncated
     last_obs: np.ndarray  # [E, D] normalised observation after the last step
     truncations: list[Truncation]
+    raw_costs: np.ndarray | None = None  # [T, E] float64 per-step costs (None: the environments report none)
+    episodes: list[tuple[float, int, float]] = field(default_factory=list)
+    """(return, length, cost) of each episode that finished during the rollout."""
 
 
 def concat_rollouts(parts: list[Rollout]) -> Rollout:
@@ -80,6 +111,12 @@ def concat_rollouts(parts: list[Rollout]) -> Rollout:
         ended=np.concatenate([p.ended for p in parts], axis=1),
         last_obs=np.concatenate([p.last_obs for p in parts], axis=0),
         truncations=truncations,
+        raw_costs=(
+            np.concatenate([p.raw_costs if p.raw_costs is not None else np.zeros_like(p.raw_rewards) for p in parts], 1)
+            if any(p.raw_costs is not None for p in parts)
+            else None
+        ),
+        episodes=[e for p in parts for e in p.episodes],
     )
 
 
@@ -103,20 +140,39 @@ def rollout_values(critic: Critic, rollout: Rollout) -> tuple[Tensor, Tensor]:
 
 
 def make_batch(
-    rollout: Rollout, values: Tensor, next_values: Tensor, rewards: Tensor, gamma: float, lam: float
+    rollout: Rollout,
+    values: Tensor,
+    next_values: Tensor,
+    rewards: Tensor,
+    gamma: float,
+    lam: float,
+    cost_critic: Critic | None = None,
 ) -> Batch:
-    """The flat batch of a rollout: GAE advantages from the (scaled) `rewards`, returns = A + V."""
+    """The flat batch of a rollout: GAE advantages from the (scaled) `rewards`, returns = A + V; with a
+    `cost_critic` and per-step costs, also the cost advantages A_C (GAE of the raw costs with V_C) and returns."""
     terminated, ended = torch.from_numpy(rollout.terminated), torch.from_numpy(rollout.ended)
     advantages = gae(rewards, values, next_values, terminated, ended, gamma, lam)
     returns = advantages + values
     n = rewards.numel()
-    return Batch(
+    batch = Batch(
         obs=rollout.obs.reshape(n, -1).clone(),
         actions=rollout.actions.reshape(n, *rollout.actions.shape[2:]).clone(),
         advantages=advantages.reshape(n),
         returns=returns.reshape(n),
         values=values.reshape(n).clone(),
+        episode_costs=[cost for _, _, cost in rollout.episodes] if rollout.raw_costs is not None else [],
+        episode_lengths=[length for _, length, _ in rollout.episodes],
     )
+    if rollout.raw_costs is not None:
+        batch.step_cost_mean = float(rollout.raw_costs.mean())
+        if cost_critic is not None:
+            cost_values, next_cost_values = rollout_values(cost_critic, rollout)
+            costs = torch.from_numpy(rollout.raw_costs).to(cost_values.dtype)
+            cost_advantages = gae(costs, cost_values, next_cost_values, terminated, ended, gamma, lam)
+            batch.cost_advantages = cost_advantages.reshape(n)
+            batch.cost_returns = (cost_advantages + cost_values).reshape(n)
+            batch.cost_values = cost_values.reshape(n).clone()
+    return batch
 
 
 class EnvStepper:
@@ -150,12 +206,15 @@ class EnvStepper:
         self.obs = torch.zeros((t, e, obs_dim))
         self.actions = torch.zeros((t, e, *self.dist.action_shape), dtype=self.dist.action_dtype)
         self.raw_rewards = np.zeros((t, e), dtype=np.float64)
+        self.raw_costs = np.zeros((t, e), dtype=np.float64)
         # NumPy buffers written by the loop, seen by torch through shared-memory views
         self._terminated, self._ended = np.zeros((t, e), dtype=bool), np.zeros((t, e), dtype=bool)
         self.terminated, self.ended = torch.from_numpy(self._terminated), torch.from_numpy(self._ended)
         self.stats = EpisodeStats()
         self.episode_return = np.zeros(e, dtype=np.float64)
         self.episode_length = np.zeros(e, dtype=np.int64)
+        self.episode_cost = np.zeros(e, dtype=np.float64)
+        self.finished: list[tuple[float, int, float]] = []  # (return, length, cost) of this rollout's episodes
         self.action_transform = _action_transform(envs.single_action_space)
         self.raw_obs: np.ndarray = np.zeros(0)
 
@@ -170,6 +229,7 @@ class EnvStepper:
         self.obs_normalizer.update(raw_obs)
         self.episode_return[:] = 0.0
         self.episode_length[:] = 0
+        self.episode_cost[:] = 0.0
 
     def close(self) -> None:
         """Close the environments."""
@@ -185,6 +245,11 @@ class EnvStepper:
             "recent_lengths": list(self.stats.lengths),
             "episodes": self.stats.episodes,
         }
+        if self.stats.saw_costs:
+            data.update(
+                recent_costs=list(self.stats.costs), saw_costs=True
+            )  # absent for environments without costs (their checkpoints are unchanged)
+            data["episode_cost"] = self.episode_cost.tolist()
         return data, {"collector.raw_obs": torch.from_numpy(np.array(self.raw_obs))}
 
     def restore(self, data: dict[str, Any], tensors: dict[str, Tensor]) -> bool:
@@ -198,6 +263,7 @@ class EnvStepper:
         self.raw_obs = tensors["collector.raw_obs"].numpy().copy()
         self.episode_return[:] = data["episode_return"]
         self.episode_length[:] = data["episode_length"]
+        self.episode_cost[:] = data.get("episode_cost", 0.0)
         return True
 
     def _check_finite(
@@ -226,6 +292,7 @@ class EnvStepper:
         """
         self.sample_actions.start_rollout()
         truncations: list[Truncation] = []
+        self.finished = []
         for t in range(self.n_steps):
             obs = self.obs[t]
             obs.copy_(torch.from_numpy(self.obs_normalizer(self.raw_obs)).view_as(obs))
@@ -239,7 +306,12 @@ class EnvStepper:
             self._check_finite("reward", reward, t, start_step)
             self._check_finite("observation", raw_obs, t, start_step)
             ended = terminated | truncated
-            self._record_episodes(reward, ended)
+            costs = step_costs(info, ended)
+            if costs is not None:
+                self._check_finite("cost", costs, t, start_step)
+                self.stats.saw_costs = True
+            self.raw_costs[t] = costs if costs is not None else 0.0
+            self._record_episodes(reward, ended, costs)
             self.raw_rewards[t] = reward
             self._terminated[t] = terminated
             self._ended[t] = ended
@@ -254,17 +326,29 @@ class EnvStepper:
             self.raw_obs = raw_obs
             self.obs_normalizer.update(raw_obs)
         last_obs = self.obs_normalizer(self.raw_obs).reshape(self.n_envs, -1)
-        return Rollout(self.obs, self.actions, self.raw_rewards, self._terminated, self._ended, last_obs, truncations)
+        costs = self.raw_costs if self.stats.saw_costs else None
+        return Rollout(
+            self.obs, self.actions, self.raw_rewards, self._terminated, self._ended, last_obs, truncations, costs,
+            list(self.finished),
+        )  # fmt: skip
 
-    def _record_episodes(self, reward: np.ndarray, ended: np.ndarray) -> None:
+    def _record_episodes(self, reward: np.ndarray, ended: np.ndarray, costs: np.ndarray | None) -> None:
         self.episode_return += reward
         self.episode_length += 1
+        if costs is not None:
+            self.episode_cost += costs
         for i in np.flatnonzero(ended):
             self.stats.returns.append(float(self.episode_return[i]))
             self.stats.lengths.append(int(self.episode_length[i]))
             self.stats.episodes += 1
+            if self.stats.saw_costs:
+                self.stats.costs.append(float(self.episode_cost[i]))
+            self.finished.append(
+                (float(self.episode_return[i]), int(self.episode_length[i]), float(self.episode_cost[i]))
+            )
         self.episode_return[ended] = 0.0
         self.episode_length[ended] = 0
+        self.episode_cost[ended] = 0.0
 
 
 def _at_step(exc: EnvContractError, step: int | None) -> EnvContractError:
@@ -277,6 +361,8 @@ def restore_episode_stats(stats: EpisodeStats, data: dict[str, Any]) -> None:
     stats.returns.extend(data["recent_returns"])
     stats.lengths.extend(data["recent_lengths"])
     stats.episodes = int(data["episodes"])
+    stats.costs.extend(data.get("recent_costs", []))
+    stats.saw_costs = bool(data.get("saw_costs", False))
 
 
 class SyncSampler(EnvStepper):
@@ -292,9 +378,11 @@ class SyncSampler(EnvStepper):
         n_steps: int,
         generator: torch.Generator,
         sde_sample_freq: int = 0,
+        cost_critic: Critic | None = None,
     ) -> None:
         super().__init__(envs, actor, obs_normalizer, n_steps, generator, sde_sample_freq)
         self.critic = critic
+        self.cost_critic = cost_critic
         self.reward_scaler = reward_scaler
         self.values = self.next_values = torch.zeros(0)  # [T, E], computed once per rollout in one batch
 
@@ -326,7 +414,7 @@ class SyncSampler(EnvStepper):
         rollout = self.run(start_step)
         self.values, self.next_values = rollout_values(self.critic, rollout)
         rewards = torch.from_numpy(self.reward_scaler(rollout.raw_rewards, rollout.ended))
-        return make_batch(rollout, self.values, self.next_values, rewards, gamma, lam)
+        return make_batch(rollout, self.values, self.next_values, rewards, gamma, lam, self.cost_critic)
 
 
 def _action_transform(space: gym.Space) -> Callable[[np.ndarray], np.ndarray]:

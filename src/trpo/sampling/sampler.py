@@ -2,7 +2,7 @@
 
 `sync` and `async` are the in-process `SyncSampler` over a Gymnasium `SyncVectorEnv` or
 `AsyncVectorEnv`; `process` and `ray` run whole rollouts in workers (`trpo.sampling.workers`): local processes
-(`trpo.process_sampler.ProcessSampler`) or Ray actors (`trpo.ray_sampler.RaySampler`, imported only
+(`trpo.sampling.processes.ProcessSampler`) or Ray actors (`trpo.sampling.ray_cluster.RaySampler`, imported only
 when chosen).
 The learner only calls the methods of `Sampler`.
 """
@@ -64,17 +64,18 @@ def make_sampler(
     reward_scaler: RewardScaler,
     generator: torch.Generator,
     envs: gym.vector.VectorEnv | None = None,
+    cost_critic: Critic | None = None,
 ) -> Sampler:
     """The sampler `config.sampler` names, sampling with `actor` and normalising with the learner's statistics
-    (on `envs` when the user gave a vector env)."""
+    (on `envs` when the user gave a vector env); with a `cost_critic` its batches carry cost advantages."""
     if config.sampler == "process":
         from trpo.sampling.processes import ProcessSampler
 
-        return ProcessSampler(config, env_fn, spaces_, actor, critic, obs_normalizer, reward_scaler)
+        return ProcessSampler(config, env_fn, spaces_, actor, critic, obs_normalizer, reward_scaler, cost_critic)
     if config.sampler == "ray":
         from trpo.sampling.ray_cluster import RaySampler
 
-        return RaySampler(config, env_fn, spaces_, actor, critic, obs_normalizer, reward_scaler)
+        return RaySampler(config, env_fn, spaces_, actor, critic, obs_normalizer, reward_scaler, cost_critic)
     if envs is None:
         envs = make_vector_env(env_fn, config.n_envs, config.sampler)
         try:
@@ -83,5 +84,6 @@ def make_sampler(
             envs.close()
             raise
     return SyncSampler(
-        envs, actor, critic, obs_normalizer, reward_scaler, config.n_steps, generator, config.sde_sample_freq
-    )
+        envs, actor, critic, obs_normalizer, reward_scaler, config.n_steps, generator, config.sde_sample_freq,
+        cost_critic,
+    )  # fmt: skip

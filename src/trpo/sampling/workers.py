@@ -202,9 +202,10 @@ class RemoteSampler:
         critic: Critic,
         obs_normalizer: ObservationNormalizer,
         reward_scaler: RewardScaler,
+        cost_critic: Critic | None = None,
     ) -> None:
         self.config = config
-        self.actor, self.critic = actor, critic
+        self.actor, self.critic, self.cost_critic = actor, critic, cost_critic
         self.obs_normalizer, self.reward_scaler = obs_normalizer, reward_scaler
         self.envs_per_worker = config.n_envs // config.workers
         self.stats = EpisodeStats()
@@ -235,6 +236,8 @@ class RemoteSampler:
             "recent_lengths": list(self.stats.lengths),
             "episodes": self.stats.episodes,
         }
+        if self.stats.saw_costs:
+            data.update(recent_costs=list(self.stats.costs), saw_costs=True)
         return data, {}
 
     def restore(self, data: dict[str, Any], tensors: dict[str, Tensor]) -> bool:
@@ -281,7 +284,10 @@ class RemoteSampler:
             self.stats.returns.extend(result.episode_returns)
             self.stats.lengths.extend(result.episode_lengths)
             self.stats.episodes += len(result.episode_returns)
+            if result.rollout.raw_costs is not None:
+                self.stats.saw_costs = True
+                self.stats.costs.extend(cost for _, _, cost in result.rollout.episodes)
         rollout = concat_rollouts([r.rollout for r in results])
         values, next_values = rollout_values(self.critic, rollout)
         rewards = torch.from_numpy(self.reward_scaler(rollout.raw_rewards, rollout.ended))
-        return make_batch(rollout, values, next_values, rewards, gamma, lam)
+        return make_batch(rollout, values, next_values, rewards, gamma, lam, self.cost_critic)

@@ -1,4 +1,5 @@
-"""`trpo compare ENV_ID`: TRPO, NPG and PPO on the same environment, seeds and budget, measured.
+"""`trpo compare ENV_ID`: TRPO, NPG and PPO (and on an environment with costs CPO and TRPO-Lagrangian) on the same
+environment, seeds and budget, measured.
 
 Every (algorithm, seed[, swept value]) is a separate `trpo train` process (`--workers` at a time) with
 periodic deterministic evaluation (`eval_every`, about `--evals` per run). The numbers come from each
@@ -52,7 +53,11 @@ class CompareArgs:
     wrapper: Annotated[tuple[str, ...], tyro.conf.UseAppendAction, tyro.conf.arg(metavar="MODULE:CLASS")] = ()
     """Wrapper around every environment, MODULE:CLASS or MODULE:CLASS={"kwarg": value} (as `trpo train --wrapper`)."""
     algos: str = "trpo,ppo,npg"
-    """Comma-separated algorithms to compare (trpo, npg, ppo)."""
+    """Comma-separated algorithms to compare (trpo, npg, ppo, cpo, trpo-lag), e.g. trpo,cpo,trpo-lag on an environment
+    with costs (the table then has cost rows)."""
+    cost_limit: Annotated[float | None, tyro.conf.arg(metavar="FLOAT", help_behavior_hint="")] = None
+    """The cost_limit of the constrained algorithms (cpo, trpo-lag) among --algos (default: their preset's or
+    TRPOConfig's); the table's cost rows say how many seeds end within it."""
     seeds: int = 5
     """Seeds per algorithm (0 .. seeds-1)."""
     total_steps: Annotated[int | None, tyro.conf.arg(metavar="INT", help_behavior_hint="")] = None
@@ -118,7 +123,39 @@ METRICS: tuple[tuple[str, str, int], ...] = (
     ("backtracks", "line-search backtracks per run (TRPO)", 1),
     ("line_search_failures", "line-search failures (TRPO)", 1),
 )
+COST_METRICS: tuple[tuple[str, str, int], ...] = (
+    ("final_cost", "final deterministic episode cost (10 episodes)", 2),
+    ("train_cost_last", "episode cost during training, last 10% of updates", 2),
+    ("train_return_last", "episode return during training, last 10% of updates", 1),
+    ("within_limit", "seeds whose training cost ends within the limit (fraction)", 2),
+    ("infeasible_updates", "updates violating the limit (trpo-lag) / recovery steps (cpo)", 1),
+)
+"""The rows added when the environment reports costs (rollout/ep_cost_mean in progress.csv)."""
+COST = "rollout/ep_cost_mean"
 SWEEP_METRICS = ("final_return", "return_50", "kl_mean", "kl_max", "fraction_lowered", "worst_drop")
+
+
+def cost_metrics(run: Run, summary: dict[str, Any], cost_limit: float | None) -> dict[str, float]:
+    """A run's cost numbers (NaN without costs): the final deterministic episode cost, the training episode cost and
+    return averaged over the last 10% of updates, whether that cost is within `cost_limit` (1/0; NaN without a
+    limit), and the updates that violated it (train/infeasible)."""
+    c = run.columns
+    if COST not in c:
+        return dict.fromkeys((k for k, _, _ in COST_METRICS), math.nan)
+    tail = max(1, len(c[COST]) // 10)
+
+    def last(values: np.ndarray) -> float:
+        return math.nan if np.isnan(values[-tail:]).all() else float(np.nanmean(values[-tail:]))
+
+    last_cost = last(c[COST])
+    infeasible = c.get("train/infeasible")
+    return {
+        "final_cost": float(summary.get("mean_cost", math.nan)),
+        "train_cost_last": last_cost,
+        "train_return_last": last(c[TRAIN_RETURN]),
+        "within_limit": math.nan if cost_limit is None or math.isnan(last_cost) else float(last_cost <= cost_limit),
+        "infeasible_updates": math.nan if infeasible is None else float(np.nansum(infeasible)),
+    }
 
 
 def run_metrics(run: Run, summary_return: float, total_steps: int, threshold: float | None) -> dict[str, float]:
@@ -190,6 +227,8 @@ def plan(args: CompareArgs) -> tuple[list[Job], list[tuple[str, list[Any], list[
         if args.config is not None:
             config = load_yaml_config(args.config, base=config).replace(algo=algo).read_only()
         config = config.replace(**dict(changes))
+        if args.cost_limit is not None and reads(algo, "cost_limit"):
+            config = config.replace(cost_limit=args.cost_limit)
         total = args.total_steps or config.total_steps
         updates = math.ceil(total / config.batch_size)
         config = config.replace(
@@ -279,8 +318,16 @@ def _clock(seconds: float) -> str:
 
 
 def execute(
-    jobs: list[Job], spec: EnvSpec, workers: int, threshold: float | None, rerun: bool, out_dir: Path
+    jobs: list[Job],
+    spec: EnvSpec,
+    workers: int,
+    threshold: float | None,
+    rerun: bool,
+    out_dir: Path,
+    cost_limit: float | None = None,
 ) -> list[RunResult]:
+    """Train the jobs not already complete in `out_dir`, then measure every job's run. `cost_limit` is the limit the
+    cost rows judge the unconstrained algorithms' runs by (the constrained ones use their own)."""
     first: dict[Path, Job] = {}
     for job in jobs:  # a swept value equal to the preset's shares the preset's run (named by it)
         first.setdefault(job.run_dir, job)
@@ -302,15 +349,24 @@ def execute(
         summary = json.loads(RunDir(job.run_dir).summary.read_text())
         final = float(summary.get("mean_return", math.nan))
         run = dataclasses.replace(run, algo=job.label)
-        out.append(RunResult(job, run_metrics(run, final, job.config.total_steps, threshold), run))
+        metrics = run_metrics(run, final, job.config.total_steps, threshold)
+        limit = job.config.cost_limit if reads(job.algo, "cost_limit") else cost_limit
+        metrics.update(cost_metrics(run, summary, limit))
+        out.append(RunResult(job, metrics, run))
     return out
+
+
+def metrics_of(results: list[RunResult]) -> tuple[tuple[str, str, int], ...]:
+    """The table's rows: METRICS, and COST_METRICS when any run's environment reported costs."""
+    return METRICS + COST_METRICS if any(COST in r.run.columns for r in results) else METRICS
 
 
 def by_label(results: list[RunResult]) -> dict[str, dict[str, Aggregate]]:
     groups: dict[str, list[RunResult]] = {}
     for r in results:
         groups.setdefault(r.job.label, []).append(r)
-    return {label: {k: aggregate([r.metrics[k] for r in rs]) for k, _, _ in METRICS} for label, rs in groups.items()}
+    rows = metrics_of(results)
+    return {label: {k: aggregate([r.metrics[k] for r in rs]) for k, _, _ in rows} for label, rs in groups.items()}
 
 
 def markdown(
@@ -336,7 +392,7 @@ def markdown(
         "| metric | " + " | ".join(algos) + " |",
         "|---|" + "---|" * len(algos),
     ]
-    for key, label, digits in METRICS:
+    for key, label, digits in metrics_of(results):
         lines.append(f"| {label} | " + " | ".join(stats[a][key].text(digits) for a in algos) + " |")
     for field, values, users in sweeps:
         lines += ["", f"Sensitivity to {field}:", ""]
@@ -401,9 +457,12 @@ def compare(args: CompareArgs) -> str:
 
         threshold = gymnasium.spec(spec.registered_id).reward_threshold
     args.out.mkdir(parents=True, exist_ok=True)
-    results = execute(jobs, spec, args.workers, threshold, args.rerun, args.out)
+    limits = {job.config.cost_limit for job in jobs if reads(job.algo, "cost_limit")}
+    limit = args.cost_limit if args.cost_limit is not None else (limits.pop() if len(limits) == 1 else None)
+    results = execute(jobs, spec, args.workers, threshold, args.rerun, args.out, limit)
     metric = EVAL if all(EVAL in r.run.columns for r in results) else TRAIN_RETURN
-    notes = plot_curves([r.run for r in results if not r.job.changes], metric, args.out / "compare.png")
+    costs = any(COST in r.run.columns for r in results)
+    notes = plot_curves([r.run for r in results if not r.job.changes], metric, args.out / "compare.png", costs)
     if sweeps:
         notes += plot_curves([r.run for r in results if r.job.changes], metric, args.out / "compare-sweep.png")
     text = markdown(args, results, sweeps, threshold, notes)

@@ -70,7 +70,7 @@ class PolicyGraph(nn.Module):
 
     def __init__(self, agent: Learner) -> None:
         super().__init__()
-        self.features, self.head = agent.actor.features, agent.actor.head
+        self.features, self.head = agent.rollout_actor.features, agent.rollout_actor.head
         self.dist = agent.dist
         normalizer = agent.obs_normalizer
         self.normalize = normalizer.enabled

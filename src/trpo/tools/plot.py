@@ -40,6 +40,9 @@ class PlotArgs:
     """Plot one run's trust-region diagnostics (KL, entropy, CG residual, explained variance, ...)."""
     force: bool = False
     """Replace the PNG if it exists (a run's own files are never replaced)."""
+    costs: bool = False
+    """Add a row of episode-cost curves (rollout/ep_cost_mean, for environments with costs) under --metric's, with
+    the constrained runs' cost_limit as a dashed line."""
 
 
 @dataclasses.dataclass
@@ -53,6 +56,8 @@ class Run:
     columns: dict[str, np.ndarray]
     max_kl: float | None
     alarms: list[dict[str, Any]]
+    cost_limit: float | None = None
+    """The run's cost_limit when its algorithm is a constrained one (cpo, trpo-lag)."""
 
 
 def find_runs(paths: tuple[Path, ...]) -> list[Path]:
@@ -100,6 +105,11 @@ def read_json(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def _number(value: Any) -> float | None:
+    """A JSON number as a float (None for anything else: a run's files are data)."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
 def load_run(path: Path) -> Run:
     """A run's curves, with env id, algorithm and seed from summary.json or its checkpoint."""
     summary = read_json(RunDir(path).summary)
@@ -121,8 +131,9 @@ def load_run(path: Path) -> Run:
         algo=str(summary.get("algo") or state.get("algo") or "trpo"),
         seed=int(seed) if isinstance(seed, int) else None,
         columns=read_columns(RunDir(path).progress),
-        max_kl=float(max_kl) if isinstance(max_kl, (int, float)) and not isinstance(max_kl, bool) else None,
+        max_kl=_number(max_kl),
         alarms=alarms,
+        cost_limit=_number(config.get("cost_limit")) if config.get("algo") in ("cpo", "trpo-lag") else None,
     )
 
 
@@ -206,32 +217,44 @@ def common_range(runs: list[Run], metric: str) -> tuple[list[tuple[np.ndarray, n
     return [(x[x <= end], y[x <= end]) for x, y in curves], end
 
 
-def plot_curves(runs: list[Run], metric: str, out: Path) -> list[str]:
-    """One panel per environment; per algorithm the mean over its runs and a +- std band. Returns notes
-    on what the picture alone does not say: curves drawn over one another (the later one is dashed,
-    with markers), runs that repeat a seed, and means cut where the shortest run of a group ends."""
+COST = "rollout/ep_cost_mean"
+
+
+def plot_curves(runs: list[Run], metric: str, out: Path, costs: bool = False) -> list[str]:
+    """One panel per environment; per algorithm the mean over its runs and a +- std band (`costs`: a second row
+    of episode-cost curves with the cost limits dashed). Returns notes on what the picture alone does not say:
+    curves drawn over one another (the later one is dashed, with markers), runs that repeat a seed, and means cut
+    where the shortest run of a group ends."""
     import matplotlib.pyplot as plt
 
+    metrics = (metric, COST) if costs and metric != COST else (metric,)
     for run in runs:
-        if metric not in run.columns:
-            close = [k for k in run.columns if metric.split("/")[-1] in k] or list(run.columns)[:8]
-            raise UserError(f"{run.path} has no column {metric!r}; e.g. {', '.join(close)}")
+        for m in metrics:
+            if m not in run.columns:
+                close = [k for k in run.columns if m.split("/")[-1] in k] or list(run.columns)[:8]
+                hint = " (the environment reports no costs in info['cost'])" if m == COST else ""
+                raise UserError(f"{run.path} has no column {m!r}{hint}; e.g. {', '.join(close)}")
     groups: dict[str, dict[str, list[Run]]] = defaultdict(lambda: defaultdict(list))
     for run in runs:
         groups[run.env_id][run.algo].append(run)
-    fig, axes = plt.subplots(1, len(groups), figsize=(5.5 * len(groups), 4), squeeze=False)
+    fig, axes = plt.subplots(len(metrics), len(groups), figsize=(5.5 * len(groups), 4 * len(metrics)), squeeze=False)
     notes: list[str] = []
-    for ax, (env_id, by_algo) in zip(axes[0], sorted(groups.items()), strict=True):
-        same = coinciding(by_algo, metric)
-        for algo, members in sorted(by_algo.items()):
-            notes += _plot_group(ax, env_id, algo, members, metric, same.get(algo))
-        ax.set_title(env_id)
-        ax.set_xlabel("environment steps")
-        ax.set_ylabel(metric)
-        ax.grid(alpha=0.3)
-        ax.legend(loc="best")
+    for row, m in zip(axes, metrics, strict=True):
+        for ax, (env_id, by_algo) in zip(row, sorted(groups.items()), strict=True):
+            same = coinciding(by_algo, m)
+            for algo, members in sorted(by_algo.items()):
+                notes += _plot_group(ax, env_id, algo, members, m, same.get(algo))
+            limits = sorted({r.cost_limit for ms in by_algo.values() for r in ms if r.cost_limit is not None})
+            if "cost" in m:
+                for limit in limits:
+                    ax.axhline(limit, color="black", linestyle="--", linewidth=1, label=f"cost limit {limit:g}")
+            ax.set_title(env_id)
+            ax.set_xlabel("environment steps")
+            ax.set_ylabel(m)
+            ax.grid(alpha=0.3)
+            ax.legend(loc="best")
     _save(fig, out)
-    return notes
+    return list(dict.fromkeys(notes))
 
 
 def _plot_group(ax: Any, env_id: str, algo: str, runs: list[Run], metric: str, same_as: str | None) -> list[str]:
@@ -343,4 +366,4 @@ def plot(args: PlotArgs) -> tuple[Path, list[str]]:
         return out, []
     out = args.out or default_out(args.run_dirs, "curves.png")
     check_output(out, args.force)
-    return out, plot_curves(runs, args.metric, out)
+    return out, plot_curves(runs, args.metric, out, costs=args.costs)
