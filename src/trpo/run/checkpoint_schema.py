@@ -206,7 +206,10 @@ def space(value: Any, path: str, nested: bool = False) -> None:
     if not isinstance(value, dict):
         raise Problem(path, f"must be an object (got {short(value)} of type {_type_name(value)})")
     kinds: dict[str, Check] = {
-        "Box": mapping({"type": one_of("Box"), "shape": _shape, "dtype": one_of(*sorted(SPACE_DTYPES))}),
+        "Box": mapping(
+            {"type": one_of("Box"), "shape": _shape, "dtype": one_of(*sorted(SPACE_DTYPES)), "image": boolean},
+            optional=("image",),
+        ),
         "Discrete": mapping(
             {"type": one_of("Discrete"), "n": integer(1, MAX_DISCRETE), "start": integer(-MAX_DISCRETE, MAX_DISCRETE)},
             optional=("start",),
@@ -516,6 +519,8 @@ def _check_values(name: str, tensor: torch.Tensor, rule: TensorRule, where: str)
         if tensor.dtype.is_floating_point and not bool(torch.isfinite(tensor).all()):
             raise CheckpointError(f"{where}: tensor {name} holds NaN or infinite values")
         return
+    if rule.kind == "bound" and tensor.dtype in (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64):
+        return  # the bounds of an integer Box (images: uint8)
     if not tensor.dtype.is_floating_point:
         raise CheckpointError(f"{where}: tensor {name} must be floating point (got {tensor.dtype})")
     if rule.kind == "bound":

@@ -16,6 +16,7 @@ from gymnasium import spaces
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 
 from trpo.config.schema import TRPOConfig
+from trpo.core.encoders import is_image_space
 from trpo.errors import ConfigError, EnvContractError, UserError
 from trpo.sampling.contract import checked_env
 from trpo.sampling.env_spec import EnvSpec, check_kwargs, check_plain_data, check_spec, resolve_wrapper, spec_of
@@ -227,7 +228,9 @@ def env_factory(env: str | EnvSpec | EnvFactory, **overrides: Any) -> tuple[EnvF
 def space_to_json(space: spaces.Space, prefix: str) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """A JSON description of a supported space plus its bounds as tensors (no pickle)."""
     if isinstance(space, spaces.Box):
-        desc = {"type": "Box", "shape": list(space.shape), "dtype": str(space.dtype)}
+        desc: dict[str, Any] = {"type": "Box", "shape": list(space.shape), "dtype": str(space.dtype)}
+        if is_image_space(space):
+            desc["image"] = True  # so that the space rebuilt from its shape alone is an image too
         bounds = {
             f"{prefix}.low": torch.from_numpy(np.array(space.low)),
             f"{prefix}.high": torch.from_numpy(np.array(space.high)),
@@ -253,12 +256,14 @@ def space_to_json(space: spaces.Space, prefix: str) -> tuple[dict[str, Any], dic
 def space_from_json(
     desc: dict[str, Any], tensors: dict[str, torch.Tensor], prefix: str, shape_only: bool = False
 ) -> spaces.Space:
-    """The space `space_to_json` described (`shape_only`: a Box with bounds 0, for its shape and type)."""
+    """The space `space_to_json` described (`shape_only`: a Box with bounds 0, or [0, 255] for an image, for its
+    shape and type)."""
     kind = desc.get("type")
     if kind == "Box":
         dtype = np.dtype(desc["dtype"])
-        if shape_only:
-            return spaces.Box(low=0, high=0, shape=tuple(desc["shape"]), dtype=dtype)
+        if shape_only:  # an image keeps its [0, 255] bounds: they make it one (is_image_space)
+            top = 255 if desc.get("image") else 0
+            return spaces.Box(low=0, high=top, shape=tuple(desc["shape"]), dtype=dtype)
         low = tensors[f"{prefix}.low"].numpy()
         high = tensors[f"{prefix}.high"].numpy()
         return spaces.Box(low=low, high=high, shape=tuple(desc["shape"]), dtype=dtype)
