@@ -15,6 +15,18 @@ given the seed and the flags, so growing a 2-seed screen to 5 seeds only trains 
 
 Arguments after `--` are passed to every `trpo train` (config flags, e.g. an ablation).
 MuJoCo and Box2D environments need the bench extra: pip install -e ".[bench]" (checked first).
+
+With `--library sb3-contrib` every run is sb3-contrib's TRPO instead, with RL-Zoo's own entry for the
+environment (`throughput.ZOO`: rl-baselines3-zoo's hyperparams/trpo.yml, on sb3-contrib's defaults;
+VecNormalize where the entry says `normalize`), one torch thread, in its own process
+(`python benchmarks/returns.py sb3-run ENV ...`). It is evaluated as `trpo train` evaluates: 10
+deterministic episodes on a fresh environment seeded seed + 1000, seed + 1001, ... (trpo.evaluation),
+raw rewards, observations normalised with the frozen training statistics where the entry normalises.
+It writes the same summary.json and a progress.csv with the columns the suite reads (time/steps and
+rollout/ep_return_mean: the mean of the last 100 training episodes, raw rewards, after every rollout),
+so the same table, CSV and curves come out. Arguments after `--` are refused (the entry is the config).
+
+    python benchmarks/returns.py --library sb3-contrib --envs Pendulum-v1 --seeds 0 1 2 3 4 --steps 100000 --workers 1
 """
 
 from __future__ import annotations
@@ -22,17 +34,24 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import shlex
 import statistics
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from _deps import require
 from trpo.tools.parallel import run_all, train_command
 from trpo.tools.plot import STEPS, Run, load_run, plot_curves
 
 TRAIN_RETURN = "rollout/ep_return_mean"
+SB3 = "sb3-contrib"
+LIBRARIES = ("trpo", SB3)
+EVAL_EPISODES = 10
+EVAL_SEED_OFFSET = 1000  # trpo.evaluation.evaluate: episodes seeded run seed + 1000, + 1001, ...
 
 
 @dataclass(frozen=True)
@@ -51,7 +70,9 @@ class Job:
 
     @property
     def arguments(self) -> str:
-        return shlex.join(self.command[3:])  # after `python -m trpo`
+        if self.command[1:3] == ["-m", "trpo"]:
+            return shlex.join(self.command[3:])  # after `python -m trpo`
+        return shlex.join(self.command[2:])  # after `python benchmarks/returns.py`: `sb3-run ... sb3-contrib==V`
 
     def finished(self) -> bool:
         """A finished run of the identical command is in run_dir (runs are deterministic)."""
@@ -59,9 +80,15 @@ class Job:
         return done and self.record.read_text() == self.arguments
 
 
-def job(env_id: str, seed: int, steps: int, out: Path, extra: list[str]) -> Job:
+def job(env_id: str, seed: int, steps: int, out: Path, extra: list[str], library: str = "trpo") -> Job:
     run_dir = out / env_id / f"seed-{seed}"
-    flags = ["--seed", str(seed), "--total-steps", str(steps), "--eval-episodes", "10", *extra]
+    if library == SB3:
+        from importlib.metadata import version
+
+        command = [sys.executable, str(Path(__file__).resolve()), "sb3-run", env_id, "--seed", str(seed)]
+        command += ["--steps", str(steps), "--run-dir", str(run_dir), "--version", version("sb3-contrib")]
+        return Job(env_id, seed, run_dir, command)
+    flags = ["--seed", str(seed), "--total-steps", str(steps), "--eval-episodes", str(EVAL_EPISODES), *extra]
     return Job(env_id, seed, run_dir, train_command(env_id, run_dir, flags))
 
 
@@ -79,6 +106,86 @@ def train_all(jobs: list[Job], workers: int, reuse: bool) -> None:
         raise RuntimeError("\n".join(failed))
 
 
+def sb3_run(env_id: str, seed: int, steps: int, run_dir: Path) -> None:
+    """One sb3-contrib TRPO run with RL-Zoo's entry for `env_id`, written as `trpo train` writes a run:
+    progress.csv (time/steps, rollout/ep_return_mean after every rollout), summary.json with the final
+    deterministic evaluation (trpo's protocol: fresh env, episodes seeded seed + 1000 + i, raw rewards)."""
+    import gymnasium as gym
+    import numpy as np
+    import torch
+    from sb3_contrib import TRPO as SB3TRPO
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    from throughput import ZOO, zoo
+
+    z = zoo(env_id)
+    torch.set_num_threads(1)  # as each `trpo train` of the suite
+    run_dir.mkdir(parents=True, exist_ok=True)
+    env = make_vec_env(env_id, n_envs=z["n_envs"], seed=seed)
+    if z["normalize"]:
+        env = VecNormalize(env, gamma=z["gamma"])
+    model = SB3TRPO(
+        "MlpPolicy", env, n_steps=z["n_steps"], batch_size=z["batch_size"], gamma=z["gamma"],
+        gae_lambda=z["gae_lambda"], learning_rate=z["learning_rate"], cg_max_steps=z["cg_max_steps"],
+        cg_damping=z["cg_damping"], n_critic_updates=z["n_critic_updates"], target_kl=z["target_kl"],
+        sub_sampling_factor=z["sub_sampling_factor"], use_sde=z["use_sde"], sde_sample_freq=z["sde_sample_freq"],
+        line_search_shrinking_factor=z["line_search_shrinking_factor"], line_search_max_iter=z["line_search_max_iter"],
+        normalize_advantage=z["normalize_advantage"], seed=seed, verbose=0,
+    )  # fmt: skip
+    rows: list[tuple[int, float]] = []
+
+    class Progress(BaseCallback):
+        def _on_step(self) -> bool:
+            return True
+
+        def _on_rollout_end(self) -> None:  # the Monitor's episodes: raw rewards, the last 100 (sb3's window)
+            returns = [info["r"] for info in self.model.ep_info_buffer]
+            rows.append((self.model.num_timesteps, float(np.mean(returns)) if returns else math.nan))
+
+    start = time.perf_counter()
+    model.learn(steps, callback=Progress())
+    wall = time.perf_counter() - start
+    with open(run_dir / "progress.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow([STEPS, TRAIN_RETURN])
+        writer.writerows(rows)
+
+    eval_env = gym.make(env_id)
+    returns = []
+    for i in range(EVAL_EPISODES):
+        obs, _ = eval_env.reset(seed=seed + EVAL_SEED_OFFSET + i)
+        total, done = 0.0, False
+        while not done:
+            policy_obs = env.normalize_obs(obs) if isinstance(env, VecNormalize) else obs  # frozen statistics
+            action, _ = model.predict(policy_obs, deterministic=True)
+            obs, reward, terminated, truncated, _ = eval_env.step(action)
+            total += float(reward)
+            done = terminated or truncated
+        returns.append(total)
+    eval_env.close()
+    env.close()
+    summary: dict[str, Any] = {
+        "env_id": env_id, "algo": "sb3-contrib trpo", "seed": seed, "total_steps": model.num_timesteps,
+        "wall_time_s": wall, "steps_per_s": model.num_timesteps / wall,
+        "mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)), "eval_episodes": EVAL_EPISODES,
+        "returns": returns, "hyperparameters": {"rl_zoo_entry": ZOO[env_id], "resolved": z},
+    }  # fmt: skip
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+
+
+def sb3_main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="returns.py sb3-run", description=sb3_run.__doc__)
+    parser.add_argument("env_id")
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--steps", type=int, required=True)
+    parser.add_argument("--run-dir", type=Path, required=True)
+    parser.add_argument("--version", help="sb3-contrib's version (recorded, so --reuse retrains after an upgrade)")
+    args = parser.parse_args(argv)
+    sb3_run(args.env_id, args.seed, args.steps, args.run_dir)
+
+
 def final_and_last100(run: Run) -> tuple[float, float, int]:
     """Final deterministic evaluation (summary.json), mean of the last 100 training episodes and steps."""
     summary = json.loads((run.path / "summary.json").read_text())
@@ -93,6 +200,9 @@ def mean_std(values: list[float]) -> str:
 
 def main() -> None:
     argv = sys.argv[1:]
+    if argv[:1] == ["sb3-run"]:
+        sb3_main(argv[1:])
+        return
     extra: list[str] = []
     if "--" in argv:
         split = argv.index("--")
@@ -109,10 +219,26 @@ def main() -> None:
         help="keep a finished run whose directory was produced by the identical trpo command "
         "(runs are deterministic given seed and flags) instead of training it again",
     )
+    parser.add_argument(
+        "--library",
+        choices=LIBRARIES,
+        default="trpo",
+        help="sb3-contrib: sb3-contrib's TRPO with RL-Zoo's entry for each env, evaluated the same way",
+    )
     args = parser.parse_args(argv)
-    require(__file__, env_ids=args.envs)
+    if args.library == SB3:
+        from throughput import ZOO
 
-    jobs = [job(env_id, seed, args.steps, args.out, extra) for env_id in args.envs for seed in args.seeds]
+        if extra:
+            parser.error(f"--library {SB3} runs RL-Zoo's entry as it is: no flags after `--` ({shlex.join(extra)})")
+        unknown = [e for e in args.envs if e not in ZOO]
+        if unknown:
+            parser.error(
+                f"no RL-Zoo TRPO entry for {', '.join(unknown)} (benchmarks/throughput.py ZOO has {', '.join(ZOO)})"
+            )
+    require(__file__, ["sb3_contrib"] if args.library == SB3 else [], env_ids=args.envs)
+
+    jobs = [job(e, seed, args.steps, args.out, extra, args.library) for e in args.envs for seed in args.seeds]
     train_all(jobs, args.workers, args.reuse)
 
     import gymnasium
