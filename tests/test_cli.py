@@ -130,7 +130,10 @@ def test_help_lists_every_config_field() -> None:
         ("train", "usage: trpo train [-h] [OPTIONS] ENV_ID"),
         ("eval", "usage: trpo eval [-h] [OPTIONS] RUN_DIR"),
         ("plot", "usage: trpo plot [-h] [OPTIONS] RUN_DIR [RUN_DIR ...]"),
-        ("export", "usage: trpo export [-h] RUN_DIR [--format {onnx}] [--out FILE] [--samples INT]"),
+        (
+            "export",
+            "usage: trpo export [-h] RUN_DIR [--format {onnx}] [--out FILE] [--samples INT] [--force | --no-force]",
+        ),
         ("compare", "usage: trpo compare [-h] [OPTIONS] ENV_ID"),
         ("tune", "usage: trpo tune [-h] [OPTIONS] ENV_ID"),
     ],

@@ -19,6 +19,7 @@ from trpo import TRPO, TRPOConfig
 from trpo.cli.main import main
 from trpo.errors import ConfigError, NonFiniteEnvError, TrainingStopped
 from trpo.sampling.processes import ProcessSampler
+from trpo.sampling.workers import MAX_WORKER_FAILURES
 
 # 2 workers x 2 envs of CartPole; small batches so that a test runs many updates in seconds
 CONFIG = TRPOConfig(
@@ -81,10 +82,12 @@ def test_a_killed_worker_is_replaced_and_training_goes_on_without_a_gap(tmp_path
     assert rows[-1]["sampler/worker_restarts"] == 1
 
 
-def test_a_replacement_that_cannot_start_is_reported_as_such(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_replacement_that_cannot_start_is_reported_as_such(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Issue 17, finding 14: a replacement that dies while starting counts as a death (MAX_WORKER_FAILURES in
+    all, as documented), and training stops with a checkpoint."""
     agent = TRPO("CartPole-v1", CONFIG, seed=0)
     try:
-        agent.learn(CONFIG.batch_size)
+        agent.learn(CONFIG.batch_size, run_dir=tmp_path)
         sampler = sampler_of(agent)
 
         def start_a_process_that_exits(k: int) -> None:
@@ -96,9 +99,12 @@ def test_a_replacement_that_cannot_start_is_reported_as_such(monkeypatch: pytest
 
         monkeypatch.setattr(sampler, "_start", start_a_process_that_exits)
         os.kill(sampler.pids[1], signal.SIGKILL)
+        (tmp_path / "checkpoint").rename(tmp_path / "first")
         with pytest.raises(TrainingStopped, match=r"worker 1 died .* its replacement exited \(code 3\)") as info:
-            agent.learn(2 * CONFIG.batch_size)
+            agent.learn(2 * CONFIG.batch_size, run_dir=tmp_path)
         assert "__main__" not in str(info.value)  # not the start-up advice: the first start worked
+        assert f"died {MAX_WORKER_FAILURES} times" in str(info.value)
+        assert TRPO.load(tmp_path).num_updates == 1  # checkpointed before stopping
     finally:
         agent.close()
 
@@ -110,7 +116,8 @@ def test_resume_continues_with_new_episodes(tmp_path: Path) -> None:
         episodes = sampler_of(agent).stats.episodes
     finally:
         agent.close()
-    resumed = TRPO.load(tmp_path / "checkpoint")
+    assert TRPO.load(tmp_path / "checkpoint").config.sampler == "sync"  # a run directory never picks the sampler
+    resumed = TRPO.load(tmp_path / "checkpoint", trust_run_sampler=True)
     try:
         assert resumed.config.sampler == "process" and resumed.num_updates == 2
         resumed.learn(until=4 * CONFIG.batch_size, run_dir=tmp_path)

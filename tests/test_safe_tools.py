@@ -87,7 +87,7 @@ def test_compare_has_cost_rows_and_plot_draws_cost_curves(tmp_path: Path, capsys
     png = tmp_path / "costs.png"
     assert main(["plot", str(out / "runs"), "--costs", "--out", str(png)]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert main(["plot", str(out / "runs"), "--metric", "rollout/ep_cost_mean", "--out", str(png)]) == 0
+    assert main(["plot", str(out / "runs"), "--metric", "rollout/ep_cost_mean", "--out", str(png), "--force"]) == 0
 
 
 def test_plot_costs_of_runs_without_costs_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -121,7 +121,7 @@ def test_missing_env_and_unreadable_files(zoo_file: Path, tmp_path: Path) -> Non
     with pytest.raises(ConfigError, match="does not exist"):
         read_zoo_entry(tmp_path / "none.yml", "CartPole-v1")
     (tmp_path / "bin.yml").write_bytes(b"\xff\xfe\x00")
-    with pytest.raises(ConfigError, match="not readable YAML"):
+    with pytest.raises(ConfigError, match="is not UTF-8 text"):
         read_zoo_entry(tmp_path / "bin.yml", "CartPole-v1")
 
 

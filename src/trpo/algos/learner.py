@@ -45,6 +45,7 @@ from trpo.run.evaluation import evaluate as evaluate_policy
 from trpo.run.health import HealthMonitor, dead_unit_fractions
 from trpo.run.interrupts import GracefulStop
 from trpo.run.progress import RunLogger
+from trpo.run.resources import check_fits
 from trpo.run.run_dir import RunDir
 from trpo.sampling.env_spec import EnvSpec
 from trpo.sampling.envs import (
@@ -193,6 +194,7 @@ class Learner:
         critic_net: nn.Module | None = None,
     ) -> None:
         cfg = self.config
+        check_fits(cfg, observation_space, action_space)  # before any buffer or network is allocated
         if (actor_net is not None or critic_net is not None) and cfg.sampler in ("process", "ray"):
             raise ConfigError(
                 f"sampler={cfg.sampler} builds the actor in its workers from the config; a custom actor_net or "
@@ -332,6 +334,9 @@ class Learner:
                 start = time.perf_counter()
                 try:
                     batch = collector.collect(cfg.gamma, cfg.gae_lambda, start_step=self.num_steps)
+                except TrainingStopped:  # e.g. sampler workers that keep dying: keep what was learned
+                    checkpoint()
+                    raise
                 except NonFiniteEnvError as exc:
                     if cfg.on_nonfinite == "raise":
                         raise
@@ -669,6 +674,7 @@ class Learner:
         *,
         actor_net: nn.Module | None = None,
         critic_net: nn.Module | None = None,
+        trust_run_sampler: bool = False,
     ) -> Learner:
         """Load a model saved by `save` (or the checkpoint of a run directory). No pickle is involved.
 
@@ -678,10 +684,15 @@ class Learner:
         whose environment Gymnasium could not describe. A recorded `module:EnvId` or wrapper module is
         imported only from installed modules and PYTHONPATH, never from the current or run directory.
         A model trained with custom networks needs the same modules (`actor_net`, `critic_net`).
+        The run's sampler fields (sampler, workers, worker_cpus, ray_address) are set to their defaults,
+        so that a model from elsewhere never starts processes or joins a Ray cluster it names;
+        `trust_run_sampler=True` keeps them (or set `agent.config = agent.config.replace(sampler=...)`).
         """
         from trpo.algos.saving import load_learner
 
-        return load_learner(cls, path, env, ALGORITHMS, actor_net=actor_net, critic_net=critic_net)
+        return load_learner(
+            cls, path, env, ALGORITHMS, actor_net=actor_net, critic_net=critic_net, trust_run_sampler=trust_run_sampler
+        )
 
 
 ALGORITHMS: dict[str, type[Learner]] = {}
@@ -707,6 +718,7 @@ def load(
     *,
     actor_net: nn.Module | None = None,
     critic_net: nn.Module | None = None,
+    trust_run_sampler: bool = False,
 ) -> Learner:
     """Load any saved model (TRPO, NPG or PPO); the same as `Learner.load`."""
-    return Learner.load(path, env=env, actor_net=actor_net, critic_net=critic_net)
+    return Learner.load(path, env=env, actor_net=actor_net, critic_net=critic_net, trust_run_sampler=trust_run_sampler)

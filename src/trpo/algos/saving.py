@@ -10,13 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trpo.config.schema import TRPOConfig, config_from_dict
-from trpo.core.device import resolve_device
-from trpo.errors import ConfigError, UserError
-from trpo.run import checkpoint
+from trpo.errors import UserError
+from trpo.run import checkpoint, checkpoint_schema
 from trpo.run.checkpoint import CheckpointError
 from trpo.sampling.env_spec import EnvSpec, spec_from_data
 from trpo.sampling.envs import EnvFactory, env_factory, space_from_json
+
+on_this_machine = checkpoint_schema.on_this_machine
 
 if TYPE_CHECKING:
     from torch import nn
@@ -32,19 +32,47 @@ def load_learner(
     *,
     actor_net: nn.Module | None = None,
     critic_net: nn.Module | None = None,
+    trust_run_sampler: bool = False,
 ) -> Learner:
     """Read the checkpoint at `path` into a learner of the class it was saved from (`algorithms[state.algo]`),
-    which must be `cls` or a subclass of it."""
-    tensors, state = checkpoint.load_checkpoint(path)
+    which must be `cls` or a subclass of it.
+
+    Everything is checked before anything is built (`trpo.run.checkpoint_schema`): state.json against its
+    schema and the config rules, the memory the config needs, then model.safetensors (its size, then
+    every tensor's name, shape and values). The run's sampler fields are not used (`sanitize_execution`)
+    unless `trust_run_sampler`."""
+    directory = checkpoint.resolve_checkpoint_dir(path)
+    state = checkpoint.read_state(directory)
+    where = str(directory / checkpoint.STATE_FILE)
+    checked = checkpoint_schema.check_state(state, where, algorithms)
     algo = str(state.get("algo", "trpo"))
-    if algo not in algorithms:
-        raise CheckpointError(f"{path} holds a model of unknown algorithm {algo!r}; known: {', '.join(algorithms)}")
     target = algorithms[algo]
     if not issubclass(target, cls):
         raise CheckpointError(f"{path} holds a {algo} model, not a {cls.__name__} one; load it with trpo.load(path)")
+    config = checked.config
+    if trust_run_sampler:
+        try:
+            config = config.replace(**checked.recorded_sampler).validate(unread="keep")
+        except UserError as exc:
+            raise CheckpointError(f"{where}: config: {exc}") from None
+    given_nets = {"actor": actor_net, "critic": critic_net}
+    for name in state.get("custom_networks", []):
+        if given_nets.get(name) is None:
+            raise UserError(
+                f"this model was trained with a custom {name} network; load it in Python with "
+                f"trpo.load(path, {name}_net=<a module of the same architecture>)"
+            )
     try:
-        config = config_from_dict(state["config"], source=f"{path} config").replace(algo=algo)
-        config = on_this_machine(config).validate(unread="keep")
+        rules = checkpoint_schema.expected_tensors(config, *checked.spaces, algo, actor_net, critic_net)
+    except UserError as exc:
+        raise CheckpointError(f"{where}: {exc}") from None
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"{where}: the spaces or the config cannot make a model ({exc})") from None
+    model_where = str(directory / checkpoint.MODEL_FILE)
+    tensors = checkpoint.read_model(directory, state, checkpoint_schema.max_model_bytes(rules))
+    checkpoint_schema.check_tensors(tensors, rules, model_where)
+    checkpoint_schema.check_space_bounds(tensors, model_where)
+    try:
         observation_space = space_from_json(state["observation_space"], tensors, "observation_space")
         action_space = space_from_json(state["action_space"], tensors, "action_space")
         recorded = recorded_spec(state, path)
@@ -59,15 +87,6 @@ def load_learner(
             raise
         raise CheckpointError(f"checkpoint {path} is inconsistent ({type(exc).__name__}: {exc})") from None
     return agent
-
-
-def on_this_machine(config: TRPOConfig) -> TRPOConfig:
-    """A model is data: it runs where it is loaded. A recorded CUDA device this machine lacks becomes the CPU."""
-    try:
-        resolve_device(config.device)
-    except ConfigError:
-        return config.replace(device="cpu")
-    return config
 
 
 def recorded_spec(state: dict[str, Any], path: str | Path) -> EnvSpec | None:

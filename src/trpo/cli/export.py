@@ -6,7 +6,7 @@ import sys
 
 from trpo.cli.parsing import parse
 from trpo.errors import UserError
-from trpo.run.run_dir import RunDir
+from trpo.run.run_dir import RunDir, check_output
 
 
 def run(argv: list[str]) -> int:
@@ -18,10 +18,9 @@ def run(argv: list[str]) -> int:
     if args.samples < 1:
         raise UserError(f"--samples must be >= 1 (got {args.samples})")
     require_onnx()
-    agent = load(args.run_dir)
     out = args.out if args.out is not None else RunDir(args.run_dir).policy
-    if out.is_dir():
-        raise UserError(f"--out {out} is a directory; give a file name such as {out / 'policy.onnx'}")
+    check_output(out, args.force)  # never a run's own file; an existing file only with --force
+    agent = load(args.run_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
         diff = export_checked(agent, out, args.samples)

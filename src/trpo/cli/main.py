@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import errno
 import importlib
 import signal
 import sys
@@ -18,6 +19,12 @@ COMMANDS = {
     "compare": "train TRPO, NPG and PPO over seeds on one environment and tabulate the measured claims",
     "tune": "search hyperparameters with Optuna (TPE, pruning on periodic evaluation); the study resumes",
 }
+FILE_SYSTEM_ERRORS = frozenset({
+    errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EISDIR,
+    errno.ENAMETOOLONG, errno.ELOOP, errno.EFBIG, errno.EMFILE, errno.ENFILE, errno.EEXIST,
+})  # fmt: skip
+"""OSErrors that are the machine's answer to what the user asked (a full disk, a read-only or wrong path):
+one line and exit 2, like any other user error."""
 MODULES = {"eval": "evaluate"}
 """The module of a command whose name is not its module's."""
 
@@ -43,6 +50,12 @@ def main(argv: list[str] | None = None) -> int:
         return int(module.run(rest))
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.errno not in FILE_SYSTEM_ERRORS:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc} (the file system refused a read or write)", file=sys.stderr)
         return 2
     except TrainingStopped as exc:
         print(f"error: training stopped: {exc}", file=sys.stderr)

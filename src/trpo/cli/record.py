@@ -13,12 +13,12 @@ def run(argv: list[str]) -> int:
 
     args = parse(RecordArgs, argv, "trpo record")
     require_imageio()
+    out = args.out if args.out is not None else RunDir(args.run_dir).video
     agent = load(args.run_dir)
     with_env_flags(agent, args.env)
-    out = args.out if args.out is not None else RunDir(args.run_dir).video
     result = record(
         agent, out, args.episodes, args.seed, not args.stochastic, args.fps,
-        camera=args.camera, width=args.width, height=args.height,
+        camera=args.camera, width=args.width, height=args.height, force=args.force,
     )  # fmt: skip
     returns = ", ".join(f"{r:.1f}" for r in result.returns)
     print(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import tyro
 
@@ -17,8 +18,13 @@ from trpo.config.schema import TRPOConfig, load_yaml_config, load_yaml_env, save
 from trpo.errors import UserError
 from trpo.files import atomic_write_text
 from trpo.run.callbacks import Callback, SaveBest
+from trpo.run.checkpoint import resolve_checkpoint_dir
+from trpo.run.resources import check_fits
 from trpo.run.run_dir import RunDir
 from trpo.sampling.env_spec import EnvFlags, EnvSpec, cli_spec, spec_from_data
+
+if TYPE_CHECKING:
+    from trpo.algos.learner import Learner
 
 current_run_dir: Path | None = None
 """The run `trpo train` is writing (for the resume hint after an interrupt)."""
@@ -67,6 +73,9 @@ class TrainArgs:
     A choice of this invocation: never stored in the run."""
     wandb_project: str = "trpo"
     """W&B project of --track wandb (the run is named after the run directory, grouped by its parent)."""
+    trust_run_sampler: bool = False
+    """With --resume: sample as the run recorded (its sampler, workers, worker_cpus and ray_address). Without
+    it a run directory is data: the sampler fields come from this command line (default: sync)."""
     hp: Annotated[TRPOConfig, tyro.conf.OmitArgPrefixes] = dataclasses.field(default_factory=TRPOConfig)
     """Hyperparameters."""
 
@@ -137,11 +146,14 @@ def _callbacks(args: TrainArgs, config: TRPOConfig) -> list[Callback]:
     return callbacks
 
 
-def _prepare_run_dir(args: TrainArgs, env_id: str, algo: str, seed: int) -> Path:
+def _prepare_run_dir(args: TrainArgs, env_id: str, algo: str, seed: int) -> tuple[Path, bool]:
+    """The run directory and whether a previous run in it is to be replaced (--force); nothing is written."""
     if args.run_dir is None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        return Path("runs") / f"{EnvSpec(env_id).registered_id.replace('/', '_')}-{algo}-{seed}-{stamp}"
+        return Path("runs") / f"{EnvSpec(env_id).registered_id.replace('/', '_')}-{algo}-{seed}-{stamp}", False
     run_dir = args.run_dir
+    if run_dir.is_symlink() and not run_dir.exists():
+        raise UserError(f"--run-dir {run_dir} is a dangling symbolic link; choose another --run-dir")
     if run_dir.exists() and not run_dir.is_dir():
         raise UserError(f"--run-dir {run_dir} is a file; choose a directory path")
     if run_dir.is_dir() and any(run_dir.iterdir()):
@@ -150,38 +162,120 @@ def _prepare_run_dir(args: TrainArgs, env_id: str, algo: str, seed: int) -> Path
             what = "holds a previous run" if is_run else "exists and is not an empty directory"
             fix = f"continue it with `trpo train --resume {run_dir}`, " if is_run else ""
             raise UserError(f"--run-dir {run_dir} {what}; {fix}choose another --run-dir, or pass --force to replace it")
-        RunDir(run_dir).clear()
-    return run_dir
+        RunDir(run_dir).check_links()
+        if RunDir(run_dir).existing_run_files() and not is_run:
+            reason = RunDir(run_dir).not_a_run_reason()
+            raise UserError(
+                f"--force replaces only a trpo run, and {run_dir} is not one ({reason}); nothing was deleted: "
+                "choose another --run-dir"
+            )
+        return run_dir, True
+    return run_dir, False
+
+
+def make_run_dir(run_dir: Path) -> None:
+    """Create the run directory, or say in one line why it cannot be (a read-only file system, a file on the path)."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create the run directory {run_dir}: {exc.strerror or exc}") from None
+
+
+RESUME_FIELDS = (
+    "total_steps", "eval_every", "eval_every_episodes", "eval_episodes", "checkpoint_every",
+    "eval_max_episode_steps", "sampler", "workers", "worker_cpus", "ray_address",
+)  # fmt: skip
+"""Config fields a flag may change when resuming (how long, how often to evaluate and checkpoint, where
+to sample); every other field is the run's own, and a flag for it is refused."""
+RESUME_OPTIONS = (
+    "resume", "env_id", "env_kwargs", "wrapper", "quiet", "table_every", "json_lines", "save_best",
+    "stop_at_return", "track", "wandb_project", "trust_run_sampler",
+)  # fmt: skip
+"""Options of this invocation that apply to a resumed run."""
+
+
+def given_flags(argv: list[str]) -> list[tuple[str, str]]:
+    """The flags typed on the command line, as (the flag, the field or option it sets)."""
+    config_fields = {f.name for f in dataclasses.fields(TRPOConfig)}
+    options = {f.name for f in dataclasses.fields(TrainArgs)}
+    flags = []
+    for token in argv:
+        if not token.startswith("--") or token == "--":
+            continue
+        flag = token.split("=", 1)[0]
+        name = flag[2:].replace("-", "_")
+        if name.startswith("no_") and name[3:] in config_fields | options:
+            name = name[3:]
+        flags.append((flag, name))
+    return flags
+
+
+def resume_changes(args: TrainArgs, argv: list[str]) -> dict[str, object]:
+    """The config changes the flags given with --resume ask for (RESUME_FIELDS); any flag that cannot apply
+    to a resumed run is refused in one line (nothing is ignored silently)."""
+    config_fields = {f.name for f in dataclasses.fields(TRPOConfig)}
+    changes: dict[str, object] = {}
+    for flag, name in given_flags(argv):
+        if name in RESUME_FIELDS:
+            changes[name] = getattr(args.hp, name)
+        elif name in config_fields:
+            raise UserError(
+                f"{flag} cannot change when resuming: the run keeps its own {name} (in its checkpoint); "
+                f"start a new run with --run-dir to train with another {name}"
+            )
+        elif name not in RESUME_OPTIONS:
+            raise UserError(f"{flag} does not apply to --resume (the run's config and directory are fixed); remove it")
+    return changes
 
 
 def run(argv: list[str]) -> int:
     from trpo.algos.learner import load, make_agent
-    from trpo.run.evaluation import evaluate
 
     args, preset, spec = _parse_train(argv)
-    if args.resume is not None:
-        run_dir = args.resume
-        agent = load(run_dir)
-        with_env_flags(agent, EnvFlags(args.env_id, args.env_kwargs, args.wrapper))
-        if agent.env_spec is None:
-            agent.env_fn()  # says how to give the environment that could not be recorded
-        config = agent.config
-        callbacks = _callbacks(args, config)
-        print(f"resuming {run_dir} at step {agent.num_steps:,} of {config.total_steps:,}", file=sys.stderr)
-        env_id = agent.env_id or "?"
-    else:
-        assert spec is not None
-        config = args.hp.validate()
-        callbacks = _callbacks(args, config)
-        agent = make_agent(spec, config)  # checks the env spec and its spaces before anything is written
-        agent.start_sampler()  # failing environments, workers or Ray cluster: reported before the run dir exists
-        env_id = spec.id
-        run_dir = _prepare_run_dir(args, env_id, config.algo, config.seed)
-        defaults = "none (TRPOConfig defaults)" if args.preset else "none (--no-preset: TRPOConfig defaults)"
-        print(f"algo: {config.algo}; preset: {preset or defaults}", file=sys.stderr)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        header = f"trpo train {env_id} --config config.yaml"
-        save_yaml_config(config, RunDir(run_dir).config, header=header, env=spec.to_data())
+    with contextlib.ExitStack() as stack:  # the run directory's writer lock, once taken
+        if args.resume is not None:
+            run_dir = args.resume
+            RunDir(run_dir).check_links()
+            resolve_checkpoint_dir(run_dir)  # a directory without a checkpoint is refused before anything is written
+            changes = resume_changes(args, argv)
+            stack.enter_context(RunDir(run_dir).lock())  # before anything is read: no writer is mid-way
+            agent = load(run_dir, trust_run_sampler=args.trust_run_sampler)
+            with_env_flags(agent, EnvFlags(args.env_id, args.env_kwargs, args.wrapper))
+            if agent.env_spec is None:
+                agent.env_fn()  # says how to give the environment that could not be recorded
+            if changes:
+                agent.config = agent.config.replace(**changes).validate(unread="keep")
+                check_fits(agent.config, agent.observation_space, agent.action_space)
+                applied = ", ".join(f"{k}={v}" for k, v in changes.items())
+                print(f"resume: applying {applied}", file=sys.stderr)
+            config = agent.config
+            callbacks = _callbacks(args, config)
+            print(f"resuming {run_dir} at step {agent.num_steps:,} of {config.total_steps:,}", file=sys.stderr)
+            env_id = agent.env_id or "?"
+        else:
+            assert spec is not None
+            config = args.hp.validate()
+            callbacks = _callbacks(args, config)
+            agent = make_agent(spec, config)  # checks the env spec and its spaces before anything is written
+            agent.start_sampler()  # failing environments, workers or Ray cluster: reported before the run dir exists
+            env_id = spec.id
+            run_dir, replace = _prepare_run_dir(args, env_id, config.algo, config.seed)
+            make_run_dir(run_dir)
+            stack.enter_context(RunDir(run_dir).lock())
+            if replace:
+                RunDir(run_dir).clear()
+            defaults = "none (TRPOConfig defaults)" if args.preset else "none (--no-preset: TRPOConfig defaults)"
+            print(f"algo: {config.algo}; preset: {preset or defaults}", file=sys.stderr)
+            header = f"trpo train {env_id} --config config.yaml"
+            save_yaml_config(config, RunDir(run_dir).config, header=header, env=spec.to_data())
+        return _train(args, agent, config, callbacks, run_dir, env_id)
+
+
+def _train(
+    args: TrainArgs, agent: Learner, config: TRPOConfig, callbacks: list[Callback], run_dir: Path, env_id: str
+) -> int:
+    from trpo.run.evaluation import evaluate
+
     global current_run_dir
     current_run_dir = run_dir
     start, start_steps = time.perf_counter(), agent.num_steps

@@ -24,6 +24,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from typing_extensions import Doc
 
+from trpo.config.safe_yaml import short
 from trpo.errors import ConfigError
 from trpo.files import atomic_write_text
 
@@ -246,6 +247,9 @@ class TRPOConfig:
     """Episodes of each periodic evaluation (seeded seed + 1000, + 1001, ... every time)."""
     checkpoint_every: int = knob(10, ge=0)
     """Write the run's checkpoint every this many updates (and at the end); 0 = only at the end."""
+    eval_max_episode_steps: int = knob(0, ge=0)
+    """Step cap of an evaluation episode (final, periodic, `trpo eval`, `record`): 0 = the environment's
+    own time limit (TimeLimit / max_episode_steps), or 100,000 with a warning for an environment without one."""
 
     # --- failures ---
     on_nonfinite: Literal["raise", "skip_batch"] = "raise"
@@ -413,13 +417,13 @@ def _check_field(name: str, value: Any, annotation: Any, rule: Rule) -> None:
     if typing.get_origin(annotation) is Literal:
         choices = typing.get_args(annotation)
         if value not in choices:
-            raise ConfigError(f"{name} must be one of {', '.join(map(str, choices))} (got {value!r})")
+            raise ConfigError(f"{name} must be one of {', '.join(map(str, choices))} (got {short(value)})")
         return
     typical = f"; typical: {rule.typical}" if rule.typical else ""
     if isinstance(value, tuple):
         if (rule.nonempty and not value) or not all(isinstance(v, int) and rule.holds(v) for v in value):
             what = "a non-empty list of positive integers" if rule.nonempty else "positive integers"
-            raise ConfigError(f"{name} must be {what} (got {list(value)})")
+            raise ConfigError(f"{name} must be {what} (got {short(list(value))})")
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return
@@ -447,7 +451,9 @@ def _coerce(name: str, value: Any, annotation: Any) -> Any:
     elif origin is Literal:
         if value in typing.get_args(annotation):
             return value
-        raise ConfigError(f"{name} must be one of {', '.join(map(str, typing.get_args(annotation)))} (got {value!r})")
+        raise ConfigError(
+            f"{name} must be one of {', '.join(map(str, typing.get_args(annotation)))} (got {short(value)})"
+        )
     elif origin is tuple:
         if isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
             return tuple(value)
@@ -456,7 +462,18 @@ def _coerce(name: str, value: Any, annotation: Any) -> Any:
     expected = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
         annotation, "a list of integers"
     )
-    raise ConfigError(f"{name} must be {expected} (got {value!r} of type {type(value).__name__})")
+    hint = ""
+    if annotation in (int, float) and isinstance(value, str) and _looks_numeric(value):
+        hint = "; write it as a YAML number without quotes (e.g. 0.01 or 1.0e-2)"
+    raise ConfigError(f"{name} must be {expected} (got {short(value)} of type {type(value).__name__}){hint}")
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text.replace("_", ""))
+    except ValueError:
+        return False
+    return True
 
 
 def config_from_dict(values: Mapping[str, Any], base: TRPOConfig | None = None, source: str = "config") -> TRPOConfig:
@@ -470,7 +487,7 @@ def config_from_dict(values: Mapping[str, Any], base: TRPOConfig | None = None, 
         if key not in fields:
             close = [f for f in sorted(fields) if f.split("_")[0] == str(key).split("_")[0]]
             hint = f" (did you mean {' or '.join(close)}?)" if close else ""
-            raise ConfigError(f"{source}: unknown config key {key!r}{hint}; `trpo train --help` lists the fields")
+            raise ConfigError(f"{source}: unknown config key {short(key)}{hint}; `trpo train --help` lists the fields")
         changes[key] = _coerce(f"{source}: {key}", value, hints[key])
     return dataclasses.replace(base, **changes)
 
@@ -505,12 +522,17 @@ def load_yaml_env(path: str | Path) -> dict[str, Any]:
 
 
 def _read_yaml_mapping(path: Path) -> dict[str, Any]:
+    """A YAML file read with bounds (size, alias expansion, depth; `trpo.config.safe_yaml`)."""
+    from trpo.config.safe_yaml import MAX_YAML_BYTES, load_yaml_text
+
     try:
-        data = yaml.safe_load(path.read_text())
+        with open(path, "rb") as f:
+            raw = f.read(MAX_YAML_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror or exc}") from None
+    data = load_yaml_text(raw, f"config file {path}")
     if data is None:
         data = {}
     if not isinstance(data, dict):

@@ -25,8 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from trpo.config.safe_yaml import MAX_YAML_BYTES, load_yaml_text
 from trpo.core.networks import ACTIVATIONS, activation_class
 from trpo.errors import ConfigError
 
@@ -62,11 +61,13 @@ def read_zoo_entry(path: str | Path, env_id: str) -> dict[str, Any]:
     """The entry of `env_id` in an RL-Zoo YAML file (YAML merge keys resolved)."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        with open(path, "rb") as f:
+            raw = f.read(MAX_YAML_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"--zoo file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"--zoo file {path} is not readable YAML: {str(exc).splitlines()[0]}") from None
+    except OSError as exc:
+        raise ConfigError(f"--zoo file {path} cannot be read: {exc.strerror or exc}") from None
+    data = load_yaml_text(raw, f"--zoo file {path}")
     if not isinstance(data, dict):
         raise ConfigError(f"--zoo file {path} must map environment ids to hyperparameters")
     if env_id not in data:

@@ -3,18 +3,60 @@
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from trpo.sampling.contract import checked_env
 from trpo.sampling.costs import COST_KEY
+from trpo.sampling.envs import check_spaces
 
 if TYPE_CHECKING:
     import gymnasium as gym
 
     from trpo.algos.learner import Learner
+
+
+DEFAULT_MAX_EPISODE_STEPS = 100_000
+"""The step cap of an evaluation episode on an environment without a time limit (and no
+eval_max_episode_steps): an environment that never ends cannot hang `trpo train` or `trpo eval`."""
+_warned: set[str] = set()
+
+
+def episode_step_cap(agent: Learner, env: gym.Env) -> int:
+    """Steps after which an evaluation episode is cut: config.eval_max_episode_steps, else the environment's
+    time limit (its spec's max_episode_steps or a TimeLimit wrapper), else DEFAULT_MAX_EPISODE_STEPS with a
+    warning line (once per environment and process)."""
+    configured = int(getattr(agent.config, "eval_max_episode_steps", 0) or 0)
+    if configured > 0:
+        return configured
+    limit = _time_limit(env)
+    if limit is not None:
+        return limit
+    name = agent.env_id or type(env.unwrapped).__name__
+    if name not in _warned:
+        _warned.add(name)
+        print(
+            f"warning: {name} has no time limit; evaluation episodes stop after {DEFAULT_MAX_EPISODE_STEPS:,} steps "
+            "(set eval_max_episode_steps, or wrap it: --wrapper gymnasium.wrappers:TimeLimit='{max_episode_steps: N}')",
+            file=sys.stderr,
+        )
+    return DEFAULT_MAX_EPISODE_STEPS
+
+
+def _time_limit(env: gym.Env) -> int | None:
+    from gymnasium.wrappers import TimeLimit
+
+    layer: Any = env
+    while layer is not None:
+        if isinstance(layer, TimeLimit):
+            return int(layer._max_episode_steps)
+        layer = getattr(layer, "env", None)
+    spec = getattr(env, "spec", None)
+    steps = getattr(spec, "max_episode_steps", None)
+    return int(steps) if isinstance(steps, int) and steps > 0 else None
 
 
 def play_episode(
@@ -24,16 +66,21 @@ def play_episode(
     deterministic: bool = True,
     after_step: Callable[[], None] | None = None,
     costs: list[float] | None = None,
+    max_steps: int | None = None,
 ) -> tuple[float, int]:
     """One episode from `env.reset(seed=seed)` with `agent.predict`: its undiscounted return and length.
     `after_step` (e.g. grabbing a video frame) is called after the reset and after every step. When the environment
-    reports costs (info["cost"]), the episode's undiscounted cost is appended to `costs`."""
+    reports costs (info["cost"]), the episode's undiscounted cost is appended to `costs`. The episode is cut after
+    `max_steps` steps (default: `episode_step_cap`). The environment's spaces must be the model's (`check_spaces`)."""
+    check_spaces((agent.observation_space, agent.action_space), (env.observation_space, env.action_space),
+                 agent.env_id or "the environment")  # fmt: skip
+    cap = episode_step_cap(agent, env) if max_steps is None else max_steps
     obs, _ = env.reset(seed=seed)
     total, length, done = 0.0, 0, False
     cost: float | None = None
     if after_step is not None:
         after_step()
-    while not done:
+    while not done and length < cap:
         obs, reward, terminated, truncated, info = env.step(agent.predict(obs, deterministic=deterministic))
         if after_step is not None:
             after_step()

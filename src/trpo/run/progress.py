@@ -7,12 +7,14 @@ never cut. When stdout is not a terminal (piped to a file) it is a plain line ev
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import datetime
 import io
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -25,6 +27,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from trpo.errors import UserError
 from trpo.files import atomic_write_text
 from trpo.run.health import FiredAlarm
 from trpo.run.run_dir import RunDir
@@ -190,8 +193,11 @@ def truncate_progress(path: Path, updates: int) -> None:
     """Keep the header and the rows of updates 1..`updates` of a progress.csv (rewritten atomically)."""
     if not path.exists():
         return
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.reader(f))
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise UserError(f"{path} is not a trpo progress log ({str(exc)[:100]}); move it away to resume") from None
     if not rows:
         return
     header, body = rows[0], rows[1:]
@@ -242,10 +248,13 @@ class RunLogger:
         self._csv: Any = None
         self._fields: list[str] | None = None
         self._tb: Any = None
+        self._lock = contextlib.ExitStack()
         if run_dir is not None:
             from torch.utils.tensorboard import SummaryWriter  # imported lazily: it is slow to import
 
             run_dir.mkdir(parents=True, exist_ok=True)
+            RunDir(run_dir).check_links()
+            self._lock.enter_context(RunDir(run_dir).lock())  # one writer (reentrant: `trpo train` holds it too)
             truncate_progress(RunDir(run_dir).progress, start_updates)
             self._tb = SummaryWriter(log_dir=str(run_dir), purge_step=start_steps + 1 if start_steps else None)
         self.console: Console | None = None
@@ -314,7 +323,9 @@ class RunLogger:
             if header:
                 fields = header
         self._fields = fields
-        self._csv_file = open(path, "a", newline="")  # noqa: SIM115 - kept open for the run
+        # appended, never through a symbolic link (O_NOFOLLOW): nothing is written outside the run directory
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        self._csv_file = open(fd, "a", newline="")  # noqa: SIM115 - kept open for the run
         self._csv = csv.DictWriter(self._csv_file, fieldnames=fields, extrasaction="ignore")
         if not exists:
             self._csv.writeheader()
@@ -330,6 +341,7 @@ class RunLogger:
         if self._tb is not None:
             self._tb.close()
             self._tb = None
+        self._lock.close()
 
     def __enter__(self) -> RunLogger:
         return self

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import tyro
-import yaml
 
-from trpo.errors import UserError
+from trpo.config.safe_yaml import load_yaml_text, short
+from trpo.errors import ConfigError, UserError
 
 if TYPE_CHECKING:
     from gymnasium.envs.registration import EnvSpec as GymEnvSpec
@@ -123,18 +123,19 @@ def spec_from_data(data: Mapping[str, Any], source: str, source_dir: str | None 
 def check_kwargs(value: Any, what: str) -> dict[str, Any]:
     """`value` as a dict of keyword arguments (string keys), or a UserError naming `what`."""
     if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
-        raise UserError(f'{what} must be a mapping of keyword: value, e.g. {{"g": 9.0}} (got {value!r})')
+        raise UserError(f'{what} must be a mapping of keyword: value, e.g. {{"g": 9.0}} (got {short(value)})')
     return dict(value)
 
 
 def parse_mapping(text: str, what: str) -> dict[str, Any]:
     """A mapping given on the command line as JSON or inline YAML (`{g: 9.0}`, `'{"g": 9.0}'`, `g: 9.0`)."""
+    source = f"{what} {short(text)}"
     try:
-        value = yaml.safe_load(text)  # JSON is YAML
-    except yaml.YAMLError as exc:
-        first = str(exc).splitlines()[0]
-        raise UserError(f"{what} {text!r} is not a JSON or YAML mapping ({first})") from None
-    return check_kwargs(value if value is not None else {}, f"{what} {text!r}")
+        value = load_yaml_text(text, source)  # JSON is YAML
+    except ConfigError as exc:
+        detail = str(exc).removeprefix(source).strip()
+        raise UserError(f"{source} is not a JSON or YAML mapping ({detail})") from None
+    return check_kwargs(value if value is not None else {}, f"{what} {short(text)}")
 
 
 def parse_wrapper(text: str) -> WrapperSpec:

@@ -16,6 +16,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.wrappers import OrderEnforcing, PassiveEnvChecker, TimeLimit
 
+from trpo.errors import UserError
 from trpo.sampling.contract import ContractChecker
 
 # Wrapper type -> the attributes that make up its state (PassiveEnvChecker's only affect warnings).
@@ -65,10 +66,53 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _unplain(value: Any) -> Any:
-    if isinstance(value, dict) and set(value) == {"array", "dtype"}:
-        return np.array(value["array"], dtype=np.dtype(value["dtype"]))
-    return value
+ARRAY_DTYPES = frozenset({"float64", "float32", "int64", "int32", "bool"})
+WHERE = "the checkpoint's state.json: collector.envs"
+
+
+def _refuse(where: str, message: str) -> UserError:
+    return UserError(f"{WHERE}{where}: {message}; the checkpoint cannot be resumed")
+
+
+def _unplain(value: Any, where: str = "") -> Any:
+    """The value `_plain` wrote: an array from {"array": [...], "dtype": ...} (numeric dtypes only), or a
+    plain None, bool, int or finite float; anything else is refused."""
+    if isinstance(value, dict):
+        if set(value) != {"array", "dtype"} or value["dtype"] not in ARRAY_DTYPES:
+            raise _refuse(
+                where, f"an array must be {{array, dtype}} with dtype one of {', '.join(sorted(ARRAY_DTYPES))}"
+            )
+        try:
+            array = np.array(value["array"], dtype=np.dtype(value["dtype"]))
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise _refuse(where, f"not an array of {value['dtype']} ({str(exc)[:100]})") from None
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise _refuse(where, "holds NaN or infinite values")
+        return array
+    if value is None or isinstance(value, (bool, int)):
+        return value
+    if isinstance(value, float) and np.isfinite(value):
+        return value
+    raise _refuse(where, f"must be null, a boolean, a number or an array (got {type(value).__name__})")
+
+
+def _like(current: Any, new: Any, where: str) -> Any:
+    """`new` if it has the kind of value `current` has (an array of the same shape, an int, a bool, a
+    float, or None where the attribute may be unset); refused otherwise."""
+    if isinstance(current, np.ndarray) or isinstance(new, np.ndarray):
+        shape = np.shape(current)
+        if not isinstance(new, np.ndarray) or new.shape != shape:
+            raise _refuse(where, f"must be an array of shape {list(shape)} like the environment's")
+        return new
+    if new is None or current is None:
+        return new
+    if isinstance(current, bool) != isinstance(new, bool):
+        raise _refuse(where, f"must be {'true or false' if isinstance(current, bool) else 'a number'}")
+    if isinstance(current, (int, np.integer)) and not isinstance(new, int):
+        raise _refuse(where, "must be an integer")
+    if isinstance(new, int) and not isinstance(new, bool) and new < 0:
+        raise _refuse(where, "must be >= 0")
+    return new
 
 
 def capture(env: gym.Env) -> dict[str, Any] | None:
@@ -98,22 +142,74 @@ def capture(env: gym.Env) -> dict[str, Any] | None:
     return {"wrappers": wrappers, "core": core, "np_random": layer.np_random.bit_generator.state}
 
 
-def restore(env: gym.Env, state: dict[str, Any]) -> None:
-    """Put `env` (made by the same factory) into a state returned by `capture`."""
+def restore(env: gym.Env, state: Any, where: str = "") -> None:
+    """Put `env` (made by the same factory, just reset) into a state returned by `capture`.
+
+    Only the attributes `capture` saves for each wrapper and environment type are set (WRAPPER_FIELDS,
+    CLASSIC_CONTROL, the MuJoCo state), each only with a value of the kind and shape the environment has;
+    anything else is refused (`UserError`, one line naming the entry)."""
+    if not isinstance(state, dict) or set(state) != {"wrappers", "core", "np_random"}:
+        raise _refuse(where, "must be an object with wrappers, core and np_random")
+    layers: list[Any] = []
     layer: Any = env
-    for fields in state["wrappers"]:
-        for name, value in fields.items():
-            setattr(layer, name, _unplain(value))
+    while isinstance(layer, gym.Wrapper):
+        layers.append(layer)
         layer = layer.env
+    wrappers = state["wrappers"]
+    if not isinstance(wrappers, list) or len(wrappers) != len(layers):
+        raise _refuse(f"{where}.wrappers", f"must list the {len(layers)} wrappers of the environment")
+    updates: list[tuple[Any, str, Any]] = []
+    for j, (wrapper, fields) in enumerate(zip(layers, wrappers, strict=True)):
+        allowed = WRAPPER_FIELDS.get(type(wrapper))
+        if allowed is None or not isinstance(fields, dict) or set(fields) != set(allowed):
+            raise _refuse(
+                f"{where}.wrappers[{j}]", f"must hold exactly {list(allowed or ())} for {type(wrapper).__name__}"
+            )
+        for name, value in fields.items():
+            at = f"{where}.wrappers[{j}].{name}"
+            updates.append((wrapper, name, _like(getattr(wrapper, name), _unplain(value, at), at)))
     core = state["core"]
-    if "mujoco" in core:
+    if not isinstance(core, dict):
+        raise _refuse(f"{where}.core", "must be an object")
+    mujoco_state = None
+    if _is_mujoco(layer):
         import mujoco
 
-        mujoco.mj_setState(layer.model, layer.data, _unplain(core["mujoco"]), _mujoco_spec())
+        size = mujoco.mj_stateSize(layer.model, _mujoco_spec())
+        if set(core) != {"mujoco"}:
+            raise _refuse(f"{where}.core", "must hold exactly the MuJoCo state ('mujoco')")
+        mujoco_state = _like(np.empty(size), _unplain(core["mujoco"], f"{where}.core.mujoco"), f"{where}.core.mujoco")
     else:
+        classic = _classic_control(layer)
+        own = getattr(type(layer), "resume_fields", None)
+        if classic is not None:
+            names, required = {"state", *classic}, {"state"}
+        elif isinstance(own, tuple):
+            names, required = set(own), set(own)
+        else:
+            raise _refuse(f"{where}.core", f"{type(layer).__name__}'s state cannot be restored")
+        if not set(core) <= names or not required <= set(core):
+            raise _refuse(f"{where}.core", f"must hold exactly {sorted(names)} for {type(layer).__name__}")
         for name, value in core.items():
-            setattr(layer, name, _unplain(value))
-    layer.np_random.bit_generator.state = state["np_random"]
+            at = f"{where}.core.{name}"
+            current = np.asarray(layer.state) if name == "state" and classic is not None else getattr(layer, name, None)
+            updates.append((layer, name, _like(current, _unplain(value, at), at)))
+    generator = layer.np_random.bit_generator
+    saved = state["np_random"]
+    if not isinstance(saved, dict) or saved.get("bit_generator") != generator.state["bit_generator"]:
+        raise _refuse(f"{where}.np_random", f"must be the state of a {generator.state['bit_generator']} generator")
+    previous = generator.state
+    try:
+        generator.state = saved
+    except (TypeError, ValueError, KeyError, OverflowError) as exc:
+        generator.state = previous
+        raise _refuse(f"{where}.np_random", f"not a valid generator state ({str(exc)[:100]})") from None
+    for target, name, value in updates:
+        setattr(target, name, value)
+    if mujoco_state is not None:
+        import mujoco
+
+        mujoco.mj_setState(layer.model, layer.data, mujoco_state, _mujoco_spec())
 
 
 def capture_all(envs: gym.vector.VectorEnv) -> list[dict[str, Any]] | None:
@@ -126,5 +222,8 @@ def capture_all(envs: gym.vector.VectorEnv) -> list[dict[str, Any]] | None:
 
 
 def restore_all(envs: gym.vector.VectorEnv, states: list[dict[str, Any]]) -> None:
-    for env, state in zip(envs.envs, states, strict=True):  # type: ignore[attr-defined]
-        restore(env, state)
+    sub_envs = envs.envs  # type: ignore[attr-defined]
+    if not isinstance(states, list) or len(states) != len(sub_envs):
+        raise _refuse("", f"must list the states of the {len(sub_envs)} environments")
+    for i, (env, state) in enumerate(zip(sub_envs, states, strict=True)):
+        restore(env, state, f"[{i}]")

@@ -242,12 +242,18 @@ def space_to_json(space: spaces.Space, prefix: str) -> tuple[dict[str, Any], dic
     raise UserError(f"cannot save a model for space {space}")
 
 
-def space_from_json(desc: dict[str, Any], tensors: dict[str, torch.Tensor], prefix: str) -> spaces.Space:
+def space_from_json(
+    desc: dict[str, Any], tensors: dict[str, torch.Tensor], prefix: str, shape_only: bool = False
+) -> spaces.Space:
+    """The space `space_to_json` described (`shape_only`: a Box with bounds 0, for its shape and type)."""
     kind = desc.get("type")
     if kind == "Box":
+        dtype = np.dtype(desc["dtype"])
+        if shape_only:
+            return spaces.Box(low=0, high=0, shape=tuple(desc["shape"]), dtype=dtype)
         low = tensors[f"{prefix}.low"].numpy()
         high = tensors[f"{prefix}.high"].numpy()
-        return spaces.Box(low=low, high=high, shape=tuple(desc["shape"]), dtype=np.dtype(desc["dtype"]))
+        return spaces.Box(low=low, high=high, shape=tuple(desc["shape"]), dtype=dtype)
     if kind == "Discrete":
         return spaces.Discrete(int(desc["n"]), start=int(desc.get("start", 0)))
     if kind == "MultiDiscrete":
@@ -255,3 +261,31 @@ def space_from_json(desc: dict[str, Any], tensors: dict[str, torch.Tensor], pref
     if kind == "MultiBinary":
         return spaces.MultiBinary(int(desc["n"]))
     raise ValueError(f"unknown space type {kind!r}")
+
+
+def space_signature(space: spaces.Space) -> tuple[Any, ...]:
+    """What a model depends on in a space: its type and shape (Discrete: n and start, MultiDiscrete: nvec)."""
+    if isinstance(space, spaces.Discrete):
+        return ("Discrete", int(space.n), int(space.start))
+    if isinstance(space, spaces.MultiDiscrete):
+        return ("MultiDiscrete", tuple(int(n) for n in np.asarray(space.nvec).ravel()))
+    return (type(space).__name__, tuple(space.shape or ()))
+
+
+def _space_words(signature: tuple[Any, ...]) -> str:
+    kind, *rest = signature
+    return f"{kind}{tuple(rest[0]) if len(rest) == 1 and isinstance(rest[0], tuple) else tuple(rest)}"
+
+
+def check_spaces(
+    model: tuple[spaces.Space, spaces.Space], env: tuple[spaces.Space, spaces.Space], env_name: str = "the environment"
+) -> None:
+    """Refuse (`UserError`, one line) an environment whose observation or action space is not the one the
+    model was saved with: its outputs would mean nothing there (a CartPole model on Pendulum-v1)."""
+    for what, saved, actual in (("observation", model[0], env[0]), ("action", model[1], env[1])):
+        a, b = space_signature(saved), space_signature(actual)
+        if a != b:
+            raise UserError(
+                f"{env_name}'s {what} space is {_space_words(b)} but the model was saved for {_space_words(a)}: "
+                "the model was trained on another environment (give that one with --env ENV_ID)"
+            )

@@ -138,9 +138,9 @@ class ProcessSampler(RemoteSampler):
             process = self.processes[k]
             process.join(timeout=5)
             if replacing is not None:  # the first start worked, so the script's main guard is not the cause
-                raise TrainingStopped(
-                    f"sampler worker {k} died ({replacing}) and its replacement exited (code {process.exitcode}) "
-                    "before it was ready"
+                raise WorkerDied(
+                    f"worker {k} died again: its replacement exited (code {process.exitcode}) before it was ready "
+                    f"(pid {process.pid})"
                 ) from None
             raise TrainingStopped(
                 f"sampler worker {k} exited (code {process.exitcode}) before it was ready. Workers are started "
@@ -176,13 +176,23 @@ class ProcessSampler(RemoteSampler):
         seed, force = self._task(k, start_step)
         self._send(k, (policy, seed, force, start_step))
 
-    def _replace(self, k: int, failures: int, error: WorkerDied) -> None:
-        """Start a new worker k after its process died (at most MAX_WORKER_FAILURES times per collection)."""
-        if failures >= MAX_WORKER_FAILURES:
-            raise TrainingStopped(f"sampler worker {k} died {failures} times while sampling one batch (last: {error})")
-        self._stop(k)
-        self._start(k)
-        self._wait_ready(k, replacing=error)
+    def _replace(self, k: int, failures: list[int], error: WorkerDied) -> None:
+        """Start a new worker k after its process died; a replacement that dies while starting counts as
+        another death. At MAX_WORKER_FAILURES deaths in one collection, training stops (`TrainingStopped`,
+        after which the learner writes a checkpoint)."""
+        while True:
+            if failures[k] >= MAX_WORKER_FAILURES:
+                raise TrainingStopped(
+                    f"sampler worker {k} died {failures[k]} times while sampling one batch (last: {error})"
+                )
+            self._stop(k)
+            self._start(k)
+            try:
+                self._wait_ready(k, replacing=error)
+                return
+            except WorkerDied as exc:
+                failures[k] += 1
+                error = exc
 
     def _gather(self, policy: PolicyVersion, start_step: int) -> list[WorkerResult]:
         """Send `policy` to every worker, then take their results in order; a dead worker is restarted and re-run."""
@@ -209,7 +219,7 @@ class ProcessSampler(RemoteSampler):
                 return self._receive(k)
             except WorkerDied as exc:
                 failures[k] += 1
-                self._replace(k, failures[k], exc)
+                self._replace(k, failures, exc)
                 with contextlib.suppress(WorkerDied):
                     self._submit(k, policy, start_step)
 

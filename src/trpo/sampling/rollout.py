@@ -255,7 +255,8 @@ class EnvStepper:
     def restore(self, data: dict[str, Any], tensors: dict[str, Tensor]) -> bool:
         """Continue from `state()`. Returns False if the envs could not be restored (then call reset)."""
         restore_episode_stats(self.stats, data)
-        if data["envs"] is None or getattr(self.envs, "envs", None) is None:
+        complete = all(k in data for k in ("episode_return", "episode_length")) and "collector.raw_obs" in tensors
+        if data["envs"] is None or getattr(self.envs, "envs", None) is None or not complete:
             return False
         self.envs.reset()  # brings every wrapper into its post-reset state; then the saved state replaces it
         env_state.restore_all(self.envs, data["envs"])
@@ -395,8 +396,8 @@ class SyncSampler(EnvStepper):
         return data, tensors
 
     def restore(self, data: dict[str, Any], tensors: dict[str, Tensor]) -> bool:
-        if not super().restore(data, tensors):
-            return False
+        if not super().restore(data, tensors) or "reward_returns" not in data:
+            return False  # the caller starts new episodes (reset), which also zeroes the running returns
         self.reward_scaler.returns[:] = data["reward_returns"]
         return True
 

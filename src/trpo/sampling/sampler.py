@@ -19,7 +19,7 @@ from torch import Tensor
 from trpo.config.schema import TRPOConfig
 from trpo.core.networks import Actor, Critic
 from trpo.core.normalization import ObservationNormalizer, RewardScaler
-from trpo.sampling.envs import EnvFactory, make_vector_env
+from trpo.sampling.envs import EnvFactory, check_spaces, make_vector_env
 from trpo.sampling.rollout import Batch, EpisodeStats, SyncSampler
 
 
@@ -78,6 +78,11 @@ def make_sampler(
         return RaySampler(config, env_fn, spaces_, actor, critic, obs_normalizer, reward_scaler, cost_critic)
     if envs is None:
         envs = make_vector_env(env_fn, config.n_envs, config.sampler)
+        try:
+            check_spaces(spaces_, (envs.single_observation_space, envs.single_action_space))
+        except BaseException:
+            envs.close()
+            raise
     return SyncSampler(
         envs, actor, critic, obs_normalizer, reward_scaler, config.n_steps, generator, config.sde_sample_freq,
         cost_critic,

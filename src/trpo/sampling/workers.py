@@ -37,7 +37,7 @@ from trpo.config.schema import TRPOConfig
 from trpo.core.networks import Actor, Critic, make_distribution, observation_dim
 from trpo.core.normalization import ObservationNormalizer, RewardScaler, RunningMeanStd, flat_batch
 from trpo.errors import EnvContractError, NonFiniteEnvError
-from trpo.sampling.envs import EnvFactory, make_vector_env
+from trpo.sampling.envs import EnvFactory, check_spaces, make_vector_env
 from trpo.sampling.rollout import (
     Batch,
     EnvStepper,
@@ -133,6 +133,7 @@ class Worker:
         self.normalizer = TrackingNormalizer((obs_dim,), config.normalize_obs, config.clip_obs)
         self.generator = torch.Generator().manual_seed(generator_seed(config.seed, index, 0))
         envs = make_vector_env(env_fn, n_envs, "sync")
+        check_spaces(spaces_, (envs.single_observation_space, envs.single_action_space))
         self.runner = EnvStepper(
             envs, self.actor, self.normalizer, config.n_steps, self.generator, config.sde_sample_freq
         )

@@ -25,9 +25,9 @@ from typing import IO, Annotated, Any
 
 import numpy as np
 import tyro
-import yaml
 
 from trpo.config.presets import preset_config
+from trpo.config.safe_yaml import load_yaml_text, short
 from trpo.config.schema import Algo, TRPOConfig, config_from_dict, load_yaml_config, load_yaml_env, reads
 from trpo.errors import UserError
 from trpo.run.run_dir import RunDir
@@ -201,7 +201,7 @@ def parse_sweep(text: str, algos: list[str]) -> tuple[str, list[Any], list[str]]
     field = field.strip().replace("-", "_")
     if not sep or not values_text.strip():
         raise UserError(f"--sweep {text!r} must look like FIELD=V1,V2,..., e.g. max_kl=0.005,0.01,0.02")
-    values = [yaml.safe_load(v) for v in values_text.split(",")]
+    values = [load_yaml_text(v, f"--sweep {field} value {short(v)}") for v in values_text.split(",")]
     for value in values:  # names, types and ranges are checked like a config file's
         config_from_dict({field: value}, source="--sweep").validate(unread="keep")
     users = [a for a in algos if reads(a, field)]  # the algorithms each field declares it is read by
@@ -430,6 +430,17 @@ def write_csv(path: Path, results: list[RunResult]) -> None:
                 writer.writerow([label, key, agg.mean, agg.std, agg.n, ";".join(f"{v:.6g}" for v in values)])
 
 
+def check_out_dir(out: Path) -> None:
+    """`--out` must be a directory (or not exist yet), with no file on its path and no link."""
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise UserError(f"--out {out} is a file (or a link); compare writes a directory: choose another --out")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"--out {out}: {parent} is a file, not a directory")
+            break
+
+
 def compare(args: CompareArgs) -> str:
     """Run `trpo compare`; returns the Markdown table (also written to OUT/compare.md)."""
     import matplotlib
@@ -437,6 +448,7 @@ def compare(args: CompareArgs) -> str:
     matplotlib.use("Agg")
     from trpo.algos.learner import make_agent
 
+    check_out_dir(args.out)
     jobs, sweeps = plan(args)
     spec = compare_spec(args)
     make_agent(spec, jobs[0].config).close()  # an unknown env id or unsupported space fails here

@@ -56,6 +56,8 @@ class ExportArgs:
     """Output file (default: RUN_DIR/policy.onnx)."""
     samples: int = 1024
     """Number of random observations on which onnxruntime is checked against Learner.predict."""
+    force: bool = False
+    """Replace --out if it exists (a run's own files are never replaced)."""
 
 
 class PolicyGraph(nn.Module):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 import math
 import os
 from collections import defaultdict
@@ -16,7 +15,7 @@ import numpy as np
 import tyro
 
 from trpo.errors import UserError
-from trpo.run.run_dir import PROGRESS, RunDir
+from trpo.run.run_dir import PROGRESS, RunDir, check_output
 
 STEPS = "time/steps"
 GRID_POINTS = 200
@@ -39,6 +38,8 @@ class PlotArgs:
     """progress.csv column to plot against environment steps."""
     diagnostics: bool = False
     """Plot one run's trust-region diagnostics (KL, entropy, CG residual, explained variance, ...)."""
+    force: bool = False
+    """Replace the PNG if it exists (a run's own files are never replaced)."""
     costs: bool = False
     """Add a row of episode-cost curves (rollout/ep_cost_mean, for environments with costs) under --metric's, with
     the constrained runs' cost_limit as a dashed line."""
@@ -74,8 +75,11 @@ def find_runs(paths: tuple[Path, ...]) -> list[Path]:
 
 def read_columns(path: Path) -> dict[str, np.ndarray]:
     """progress.csv as float columns (empty or non-numeric cells are NaN)."""
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise UserError(f"{path} is not a trpo progress log ({str(exc)[:100]})") from None
     if not rows:
         raise UserError(f"{path} has no rows yet: the run has not finished an update")
 
@@ -89,11 +93,21 @@ def read_columns(path: Path) -> dict[str, np.ndarray]:
 
 
 def read_json(path: Path) -> dict[str, Any]:
+    """A run's JSON file read within bounds ({} when it is missing, too large or not a JSON object)."""
+    from trpo.run.checkpoint import MAX_STATE_BYTES, CheckpointError, parse_bounded_json
+
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
+        if path.is_symlink() or path.stat().st_size > MAX_STATE_BYTES:
+            return {}
+        data = parse_bounded_json(path.read_bytes(), str(path))
+    except (OSError, CheckpointError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def _number(value: Any) -> float | None:
+    """A JSON number as a float (None for anything else: a run's files are data)."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def load_run(path: Path) -> Run:
@@ -103,16 +117,23 @@ def load_run(path: Path) -> Run:
     config = state.get("config", {}) if isinstance(state.get("config"), dict) else {}
     env_id = summary.get("env_id") or state.get("env_id") or path.name
     seed = summary.get("seed", config.get("seed"))
-    alarms = summary.get("alarms") or state.get("health", {}).get("fired", [])
+    health = state.get("health")
+    alarms = summary.get("alarms") or (health.get("fired", []) if isinstance(health, dict) else [])
+    alarms = (
+        [a for a in alarms if isinstance(a, dict) and isinstance(a.get("step", 0), int)]
+        if isinstance(alarms, list)
+        else []
+    )
+    max_kl = config.get("max_kl")
     return Run(
         path=path,
         env_id=str(env_id),
         algo=str(summary.get("algo") or state.get("algo") or "trpo"),
         seed=int(seed) if isinstance(seed, int) else None,
         columns=read_columns(RunDir(path).progress),
-        max_kl=config.get("max_kl"),
-        alarms=alarms if isinstance(alarms, list) else [],
-        cost_limit=config.get("cost_limit") if config.get("algo") in ("cpo", "trpo-lag") else None,
+        max_kl=_number(max_kl),
+        alarms=alarms,
+        cost_limit=_number(config.get("cost_limit")) if config.get("algo") in ("cpo", "trpo-lag") else None,
     )
 
 
@@ -340,7 +361,9 @@ def plot(args: PlotArgs) -> tuple[Path, list[str]]:
         if len(runs) != 1:
             raise UserError(f"--diagnostics plots one run; {len(runs)} runs were given")
         out = args.out or RunDir(runs[0].path).diagnostics
+        check_output(out, args.force)
         plot_diagnostics(runs[0], out)
         return out, []
     out = args.out or default_out(args.run_dirs, "curves.png")
+    check_output(out, args.force)
     return out, plot_curves(runs, args.metric, out, costs=args.costs)

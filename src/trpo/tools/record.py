@@ -27,6 +27,7 @@ import tyro
 
 from trpo.errors import UserError
 from trpo.run.evaluation import play_episode
+from trpo.run.run_dir import check_output
 from trpo.sampling.contract import ContractChecker
 from trpo.sampling.env_spec import EnvFlags, EnvSpec
 from trpo.sampling.envs import make_env
@@ -49,6 +50,8 @@ class RecordArgs:
     """Run directory written by `trpo train` (or a saved model directory)."""
     out: Path | None = None
     """Output MP4 file (default: RUN_DIR/video.mp4)."""
+    force: bool = False
+    """Replace --out if it exists (a run's own files are never replaced)."""
     episodes: int = 1
     """Number of episodes, one after the other in the same video."""
     seed: int | None = None
@@ -130,6 +133,7 @@ def record(
     camera: str | None = None,
     width: int | None = None,
     height: int | None = None,
+    force: bool = False,
 ) -> Recording:
     """Render `episodes` episodes of `agent`'s policy into the MP4 file `out` (written beside it, then
     moved into place). `make_env` makes the environment with `render_mode="rgb_array"` (default: the
@@ -151,6 +155,7 @@ def record(
         raise UserError(f"--out {out} is a directory; give a file name such as {out / 'video.mp4'}")
     if out.suffix.lower() != ".mp4":
         raise UserError(f"--out {out} must end in .mp4")
+    check_output(out, force)  # never a run's own file; an existing file only with force
     base_seed = agent.config.seed + 1000 if seed is None else seed
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # e.g. MuJoCo models' deprecation notices
