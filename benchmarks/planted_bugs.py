@@ -58,8 +58,8 @@ BUGS = (
     Bug(
         "eval-same-seed",
         "run/evaluation.py",
-        "play_episode(agent, env, base_seed + i, deterministic)",
-        "play_episode(agent, env, base_seed, deterministic)",
+        "play_episode(agent, env, base_seed + i, deterministic, costs=costs)",
+        "play_episode(agent, env, base_seed, deterministic, costs=costs)",
         ("tests/test_evaluation.py",),
     ),
     Bug(
@@ -86,8 +86,8 @@ BUGS = (
     Bug(
         "no-damping",
         "algos/npg.py",
-        "fvp = damped(make_fvp(self.actor, params_k, fvp_obs, dist), cfg.cg_damping)",
-        "fvp = make_fvp(self.actor, params_k, fvp_obs, dist)",
+        "return damped(make_fvp(self.actor, params_k, fvp_obs, dist=self.dist), cfg.cg_damping)",
+        "return make_fvp(self.actor, params_k, fvp_obs, dist=self.dist)",
         ("tests/test_update.py",),
     ),
     Bug(
