@@ -4,6 +4,8 @@ TRPO-Lagrangian end within it at a stated fraction of TRPO's return. docs/safe-r
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -13,13 +15,19 @@ from trpo.algos.learner import Learner
 
 POINT = "trpo.examples.safe_envs:PointHazard-v0"
 LIMIT = 5.0
+NOISE = {"cpo": 0.5, "trpo-lag": 0.5}
+"""How far above the limit the mean over seeds may end (measured: cpo 5.20 ± 0.28, trpo-lag PID 4.80 ± 0.41)."""
+FRACTION = {"cpo": 0.9, "trpo-lag": 0.6}
+"""The least fraction of TRPO's return (measured: cpo 0.98, trpo-lag PID 0.72, one seed of five still avoiding)."""
+SETTINGS = {"cpo": {}, "trpo-lag": {"lagrangian_kp": 0.5}}
+"""trpo-lag with the PID multiplier: the plain one over-corrects here (docs/safe-rl.md)."""
 
 
 def final_return_and_cost(algo: str, steps: int, seed: int) -> tuple[float, float]:
     """The training episode return and cost (rollout/*_mean, last 100 episodes) averaged over the last 10% of
     updates, as `trpo compare` reports them."""
-    limit = {"cost_limit": LIMIT} if algo in ("cpo", "trpo-lag") else {}
-    agent = make_agent(POINT, TRPOConfig(algo=algo, total_steps=steps, eval_episodes=0, **limit), seed=seed)  # type: ignore[arg-type]
+    extra: dict[str, Any] = {"cost_limit": LIMIT, **SETTINGS[algo]} if algo in SETTINGS else {}
+    agent = make_agent(POINT, TRPOConfig(algo=algo, total_steps=steps, eval_episodes=0, **extra), seed=seed)  # type: ignore[arg-type]
     rows: list[dict[str, float]] = []
 
     def record(_: Learner, stats: dict[str, float]) -> bool:
@@ -47,13 +55,15 @@ def test_quick_cpo_pays_less_cost_than_trpo() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("algo", ["cpo", "trpo-lag"])
 def test_constrained_algorithms_end_within_the_limit_where_trpo_violates_it(algo: str) -> None:
-    """3 seeds x 150k steps each: TRPO's mean cost exceeds the limit; the constrained algorithm's mean over seeds ends
-    within the limit plus the stated noise (1.0) at no less than the stated fraction (0.5) of TRPO's mean return."""
-    seeds = (0, 1, 2)
-    trpo = [final_return_and_cost("trpo", 150_000, s) for s in seeds]
-    safe = [final_return_and_cost(algo, 150_000, s) for s in seeds]
+    """The runs of docs/safe-rl.md's table (5 seeds x 100k steps; its `trpo compare` adds periodic evaluations, which
+    use no training randomness; about 8 minutes on an idle core): TRPO's mean cost exceeds the limit; the constrained
+    algorithm's mean over seeds ends within the limit plus the stated noise (NOISE) at no less than the stated
+    fraction (FRACTION) of TRPO's return."""
+    seeds = range(5)
+    trpo = [final_return_and_cost("trpo", 100_000, s) for s in seeds]
+    safe = [final_return_and_cost(algo, 100_000, s) for s in seeds]
     trpo_return, trpo_cost = np.mean(trpo, axis=0)
     safe_return, safe_cost = np.mean(safe, axis=0)
     assert trpo_cost > 2 * LIMIT
-    assert safe_cost <= LIMIT + 1.0, (safe, trpo)
-    assert safe_return >= 0.5 * trpo_return, (safe, trpo)
+    assert safe_cost <= LIMIT + NOISE[algo], (safe, trpo)
+    assert safe_return >= FRACTION[algo] * trpo_return, (safe, trpo)

@@ -37,6 +37,7 @@ TABLE_KEYS = (
     "rollout/ep_return_mean", "rollout/ep_len_mean", "time/steps", "time/updates", "time/fps",
     "train/kl", "train/kl_max", "train/entropy", "train/policy_std", "train/explained_variance",
     "train/value_loss", "train/cg_residual", "train/backtracks", "train/line_search_success",
+    "rollout/ep_cost_mean", "train/cost_violation", "train/cpo_case", "train/lagrange_multiplier",
 )  # fmt: skip
 
 

@@ -396,12 +396,13 @@ def markdown(
         lines.append(f"| {label} | " + " | ".join(stats[a][key].text(digits) for a in algos) + " |")
     for field, values, users in sweeps:
         lines += ["", f"Sensitivity to {field}:", ""]
-        names = [label for k, label, _ in METRICS if k in SWEEP_METRICS]
+        shown = [m for m in metrics_of(results) if m[0] in SWEEP_METRICS or m in COST_METRICS[:3]]
+        names = [label for _, label, _ in shown]
         lines += ["| algo | " + field + " | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
         for algo in users:
             for v in values:
                 row = stats[f"{algo} {field}={v}"]
-                cells = [row[k].text(d) for k, _, d in METRICS if k in SWEEP_METRICS]
+                cells = [row[k].text(d) for k, _, d in shown]
                 lines.append(f"| {algo} | {v} | " + " | ".join(cells) + " |")
     if notes:
         lines += ["", "Notes:", ""] + [f"- {_explain(note, stats)}" for note in notes]
