@@ -139,7 +139,7 @@ def test_resume_continues_with_new_episodes(tmp_path: Path) -> None:
         episodes = sampler_of(agent).stats.episodes
     finally:
         agent.close()
-    resumed = TRPO.load(tmp_path / "checkpoint")
+    resumed = TRPO.load(tmp_path / "checkpoint", trust_run_sampler=True)  # the run's own sampler: Ray
     try:
         assert resumed.num_updates == 2
         resumed.learn(until=4 * CONFIG.batch_size, run_dir=tmp_path)
