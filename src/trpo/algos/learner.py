@@ -5,9 +5,10 @@ policy step (`policy_step`, the only part that differs: `trpo.algos.trpo`, `.npg
 critic fit on the same batch, and the diagnostics of all of it. `learn()` runs updates with checkpoints,
 periodic evaluation, health alarms, callbacks and progress logging; `save`/`load` keep its state exactly.
 
-Why this file is long (~600 lines): it is the one place where the pieces meet, and the learner's state is
-declared here once (`state()` / `restore()`) rather than spread over modules; every method is short, and
-the math, the critic fit, acting and the sampling live in `trpo.core`, `algos.acting` and `trpo.sampling`.
+Why this file is long (~730 lines): it is the one place where the pieces meet (collection, the reward and cost
+critics, masks, devices, checkpoints), and the learner's state is declared here once (`state()` / `restore()`)
+rather than spread over modules; every method is short, and the math, the critic fit, acting and the sampling
+live in `trpo.core`, `algos.acting` and `trpo.sampling`.
 """
 
 from __future__ import annotations

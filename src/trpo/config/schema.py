@@ -3,7 +3,7 @@
 Each field declares beside itself its docstring (the CLI's help) and, with `knob(...)`, its `Rule`: the valid
 range, the algorithms that read it, the field that does its job under another algorithm, a typical value.
 Validation, `trpo compare`'s sweeps and `trpo train --help` all read these rules. (Long because it holds
-~60 documented fields; the checks themselves are generic.)
+~70 documented fields; the checks themselves are generic.)
 """
 
 from __future__ import annotations

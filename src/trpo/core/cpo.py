@@ -17,6 +17,9 @@ Sign convention: g is the gradient of the surrogate to be *increased*, so the mu
 sign, ν* = (λc − r)/s; mixing the two conventions silently gives wrong steps.
 
 Nothing here imports from `trpo`: only torch, math and dataclasses.
+
+Why this file is long (~470 lines): it is a set of small pure functions, each carrying its equation from the paper in
+its docstring: the dual's closed form with its cases, the line-search predicate and the two multipliers.
 """
 
 from __future__ import annotations

@@ -12,6 +12,9 @@ observation, so that batching, indexing, minibatches and transfers between proce
 An `ObservationEncoder` turns rows into features (SB3's MultiInputPolicy is the model): a CNN per image leaf
 (pixels scaled to [0, 1] per forward pass), vector leaves as they are, Discrete / MultiDiscrete leaves one-hot,
 MultiBinary leaves as 0/1; concatenated. A plain vector space needs none: the MLP reads the row directly.
+
+Why this file is long (~400 lines): the observation layout and the encoders of every Gymnasium leaf space live
+together because the layout's row format is what the encoders read.
 """
 
 from __future__ import annotations

@@ -1,5 +1,9 @@
 """The in-process sampler: stepping a Gymnasium vector env with the actor (`EnvStepper`) and turning a rollout into
-an on-policy `Batch` with GAE advantages (`SyncSampler`)."""
+an on-policy `Batch` with GAE advantages (`SyncSampler`).
+
+Why this file is long (~500 lines): the in-process sampler owns stepping, preallocated storage, episode statistics,
+costs, action masks and the state for exact resume, which all share its buffers.
+"""
 
 from __future__ import annotations
 

@@ -5,6 +5,9 @@ Every (algorithm, seed[, swept value]) is a separate `trpo train` process (`--wo
 periodic deterministic evaluation (`eval_every`, about `--evals` per run). The numbers come from each
 run's progress.csv and summary.json (`trpo.tools.compare_metrics`); per algorithm they are aggregated as
 mean ± std over seeds and written to OUT/compare.md, OUT/compare.csv and OUT/compare.png.
+
+Why this file is long (~470 lines): one command's whole pipeline (plan, parallel runs with progress, per-run metrics,
+the markdown table, CSV and plot), each step a short function; splitting it would scatter one feature.
 """
 
 from __future__ import annotations
