@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from safetensors.torch import load_file, save
 
+from conftest import SMALL_RUN, copy_run, train_tiny_run
 from trpo import TRPO, TRPOConfig, load
 from trpo.cli.main import main
 from trpo.errors import UserError
@@ -28,21 +29,17 @@ from trpo.run import evaluation
 from trpo.run.checkpoint import CheckpointError
 from trpo.sampling import env_state
 
-SMALL = ["--n-envs", "2", "--n-steps", "16", "--quiet", "--eval-episodes", "0", "--hidden-sizes", "16", "16"]
+SMALL = SMALL_RUN
 
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    run = tmp_path_factory.mktemp("template") / "run"
-    assert main(["train", "CartPole-v1", "--total-steps", "32", "--run-dir", str(run), *SMALL]) == 0
-    return run
+    return train_tiny_run(tmp_path_factory.mktemp("template"))
 
 
 @pytest.fixture
 def run(template: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "run"
-    shutil.copytree(template, copy)
-    return copy
+    return copy_run(template, tmp_path)
 
 
 def state_path(run: Path) -> Path:

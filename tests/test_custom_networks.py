@@ -7,13 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
-from torch.autograd.functional import hessian
-from torch.func import functional_call
 
+from conftest import explicit_kl_hessian
 from trpo import TRPO, TRPOConfig, UserError, load
 from trpo.core.distributions import Categorical, DiagGaussian, Distribution
 from trpo.core.networks import Actor, Critic
-from trpo.core.trust_region import analytic_fvp, detached_params, double_backprop_fvp, flatten, unflatten
+from trpo.core.trust_region import analytic_fvp, detached_params, double_backprop_fvp
 from trpo.errors import ConfigError
 
 SMALL = TRPOConfig(n_envs=2, n_steps=32, vf_epochs=1, vf_minibatch_size=32)
@@ -31,17 +30,6 @@ class Residual(nn.Module):
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         x = self.norm(obs)
         return self.out(torch.tanh(self.a(x)) * torch.sigmoid(self.b(x)) + self.a(x))
-
-
-def explicit_kl_hessian(actor: Actor, obs: torch.Tensor, dist: Distribution) -> torch.Tensor:
-    params = detached_params(actor)
-    with torch.no_grad():
-        p_k = actor(obs)
-
-    def mean_kl(theta: torch.Tensor) -> torch.Tensor:
-        return dist.kl(p_k, functional_call(actor, unflatten(theta, params), (obs,))).mean()
-
-    return hessian(mean_kl, flatten(params))
 
 
 @pytest.mark.parametrize("dist", [DiagGaussian(2), Categorical(3)], ids=["gaussian", "categorical"])

@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
-from torch.autograd.functional import hessian
-from torch.func import functional_call
 
+from conftest import explicit_kl_hessian
 from obs_envs import DictMode, MaskedChoice, MaskedChoiceInfo, PixelSide
 from trpo import TRPO, TRPOConfig
 from trpo.algos.learner import PolicyBatch
@@ -26,7 +25,7 @@ from trpo.core.encoders import (
     is_image_space,
 )
 from trpo.core.networks import Actor
-from trpo.core.trust_region import analytic_fvp, detached_params, double_backprop_fvp, flatten, unflatten
+from trpo.core.trust_region import analytic_fvp, detached_params, double_backprop_fvp
 from trpo.errors import ObservationError
 
 DICT_SPACE = spaces.Dict(
@@ -167,18 +166,6 @@ def masked_actor(dist: Distribution) -> tuple[Actor, torch.Tensor, torch.Tensor]
     if isinstance(dist, MultiCategorical):
         mask[:, dist.nvec[0]] = True
     return actor, obs, mask
-
-
-def explicit_kl_hessian(actor: Actor, obs: torch.Tensor, dist: Distribution, mask: torch.Tensor | None) -> torch.Tensor:
-    params = detached_params(actor)
-    inputs = (obs,) if mask is None else (obs, mask)
-    with torch.no_grad():
-        p_k = actor(*inputs)
-
-    def mean_kl(theta: torch.Tensor) -> torch.Tensor:
-        return dist.kl(p_k, functional_call(actor, unflatten(theta, params), inputs)).mean()
-
-    return hessian(mean_kl, flatten(params))
 
 
 CASES = {

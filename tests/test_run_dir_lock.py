@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import require
+from conftest import copy_run, require, train_tiny_run
 from test_checkpoint_schema import SMALL, one_error_line
 from trpo import load
 from trpo.errors import UserError
@@ -23,18 +23,12 @@ from trpo.run.run_dir import RunDir, check_output
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from trpo.cli.main import main
-
-    run = tmp_path_factory.mktemp("template") / "run"
-    assert main(["train", "CartPole-v1", "--total-steps", "32", "--run-dir", str(run), *SMALL]) == 0
-    return run
+    return train_tiny_run(tmp_path_factory.mktemp("template"))
 
 
 @pytest.fixture
 def run(template: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "run"
-    shutil.copytree(template, copy)
-    return copy
+    return copy_run(template, tmp_path)
 
 
 def main(argv: list[str]) -> int:

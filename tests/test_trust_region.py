@@ -6,9 +6,8 @@ import math
 
 import pytest
 import torch
-from torch.autograd.functional import hessian
-from torch.func import functional_call
 
+from conftest import explicit_kl_hessian
 from trpo.core.distributions import Bernoulli, Categorical, DiagGaussian, Distribution, MultiCategorical
 from trpo.core.networks import Actor
 from trpo.core.trust_region import (
@@ -121,17 +120,6 @@ DISTRIBUTIONS: dict[str, Distribution] = {
 def tiny_actor(dist: Distribution, use_sde: bool = False) -> Actor:
     torch.manual_seed(0)
     return Actor(4, dist, (5,), "tanh", ortho_init=False, log_std_init=-0.3, use_sde=use_sde).double()
-
-
-def explicit_kl_hessian(actor: Actor, obs: torch.Tensor, dist: Distribution) -> torch.Tensor:
-    params = detached_params(actor)
-    with torch.no_grad():
-        p_k = actor(obs)
-
-    def mean_kl(theta: torch.Tensor) -> torch.Tensor:
-        return dist.kl(p_k, functional_call(actor, unflatten(theta, params), (obs,))).mean()
-
-    return hessian(mean_kl, flatten(params))
 
 
 @pytest.mark.parametrize("name", [*DISTRIBUTIONS, "gaussian_sde"])
