@@ -404,7 +404,11 @@ def help_text(name: str, doc: str) -> str:
 def _document_rules() -> None:
     """Attach each field's help (docstring + rule) as a PEP 727 `Doc`, which the CLI's flag help shows."""
     hints = typing.get_type_hints(TRPOConfig)
-    for name, doc in field_docs(TRPOConfig).items():
+    try:
+        docs = field_docs(TRPOConfig)
+    except (OSError, TypeError):  # no source to read (a frozen or byte-compiled install): tyro's own help then
+        return
+    for name, doc in docs.items():
         TRPOConfig.__annotations__[name] = Annotated[hints[name], Doc(help_text(name, doc))]
 
 
