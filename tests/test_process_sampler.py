@@ -222,3 +222,52 @@ def test_mujoco_presets_sample_in_worker_processes(tmp_path: Path) -> None:
     rows = updates_in(run)
     assert [r["sampler/policy_version"] for r in rows] == [1, 2]
     assert rows[-1]["sampler/worker_restarts"] == 0
+
+
+def _parameters(agent: TRPO) -> list[np.ndarray]:
+    return [p.detach().numpy().copy() for p in [*agent.actor.parameters(), *agent.critic.parameters()]]
+
+
+def test_overlapping_the_critic_fit_with_the_next_collection_is_the_same_algorithm() -> None:
+    """With overlap_critic_fit the workers collect batch k+1 while the learner fits the critic on batch k:
+    the same networks bit for bit, also across a stop (a callback) and a second learn() call, which takes
+    the batch collected before the stop."""
+    runs = []
+    for overlap in (False, True):
+        agent = TRPO("CartPole-v1", CONFIG.replace(overlap_critic_fit=overlap), seed=5)
+        try:
+            agent.learn(4 * CONFIG.batch_size, callback=lambda a, stats: a.num_updates < 2)  # stops after 2 updates
+            assert agent.num_updates == 2
+            agent.learn(until=5 * CONFIG.batch_size)
+            sampler = sampler_of(agent)
+            runs.append((_parameters(agent), list(sampler.stats.returns), agent.obs_normalizer.rms.count))
+            # updates 1-4 started the next collection early (the one of update 2 was taken by the second
+            # learn()), update 5 did not: learn() ended there
+            assert (sampler.prefetched, sampler.prefetch_discarded) == ((4, 0) if overlap else (0, 0))
+        finally:
+            agent.close()
+    (params_a, returns_a, count_a), (params_b, returns_b, count_b) = runs
+    assert all(np.array_equal(a, b) for a, b in zip(params_a, params_b, strict=True))
+    assert returns_a == returns_b and count_a == count_b
+
+
+def test_a_prefetched_batch_whose_policy_changed_is_booked_and_replaced() -> None:
+    """A callback that edits the actor after an update: the batch the workers collected with the actor
+    before the edit is not trained on; its observations and episodes are still counted."""
+    import torch
+
+    def nudge(agent: TRPO, stats: dict[str, float]) -> bool:
+        with torch.no_grad():
+            next(agent.actor.parameters()).add_(1e-3)
+        return True
+
+    agent = TRPO("CartPole-v1", CONFIG, seed=0)
+    try:
+        agent.learn(4 * CONFIG.batch_size, callback=nudge)
+        sampler = sampler_of(agent)
+        assert sampler.prefetched == 3 and sampler.prefetch_discarded == 3
+        # 4 used batches and 3 dropped ones of 512 observations, plus the first reset's 4
+        assert agent.obs_normalizer.rms.count == 4 + 7 * 512
+        assert sampler.version == 7
+    finally:
+        agent.close()

@@ -247,6 +247,7 @@ class Learner:
         self.rollout_seconds = 0.0  # wall time spent collecting and updating, over this object's life
         self.update_seconds = 0.0
         self._collector: Sampler | None = None
+        self._next_start_step: int | None = None  # set by learn() while another update will follow this one
         self._vector_env = getattr(self, "_vector_env", None)
         self._resume_state: tuple[dict[str, Any], dict[str, Tensor]] | None = None
         self._build_policy_update()
@@ -346,7 +347,12 @@ class Learner:
                     self._skip_batch(collector, str(exc))
                 else:
                     rollout_s = time.perf_counter() - start
-                    diagnostics = self.update(batch)
+                    following = self.num_steps + cfg.batch_size
+                    self._next_start_step = following if following < total else None
+                    try:
+                        diagnostics = self.update(batch)
+                    finally:
+                        self._next_start_step = None
                     update_s = time.perf_counter() - start - rollout_s
                     self.rollout_seconds += rollout_s
                     self.update_seconds += update_s
@@ -461,6 +467,10 @@ class Learner:
             policy_batch = replace(policy_batch, cost_adv=batch.cost_advantages, ep_cost=ep_cost, horizon=horizon)
         step = self.policy_step(policy_batch)
         diagnostics = step.row()
+        if self._next_start_step is not None and self._collector is not None:
+            # worker samplers collect the next batch with the new actor while the critic fits below
+            self._refresh_rollout_networks()
+            self._collector.prefetch(self._next_start_step)
 
         value_loss_before = value_loss(self.critic, obs, batch.returns)
         vf_lr = self._critic_learning_rate()

@@ -179,6 +179,11 @@ class TRPOConfig:
     Replaces the former `vector` key."""
     workers: int = knob(2, ge=1)
     """sampler=process or ray: number of workers; the n_envs environments are split evenly among them."""
+    overlap_critic_fit: bool = True
+    """sampler=process or ray: broadcast the updated actor right after the policy step, so that the workers
+    collect the next batch while the learner fits the critic (the batch's values come from the fitted
+    critic when it is taken). The same algorithm bit for bit: the workers sample with the same actor and
+    statistics either way; false makes the workers wait for the fit (to time the phases apart)."""
     worker_cpus: float = knob(1.0, gt=0)
     """sampler=ray: CPUs Ray reserves for each worker actor (num_cpus)."""
     ray_address: str = ""

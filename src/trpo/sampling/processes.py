@@ -2,8 +2,9 @@
 
 `workers` processes each own `n_envs / workers` environments and a CPU copy of the actor
 (`trpo.sampling.workers.Worker`) and run whole rollouts of the current policy in parallel, one per
-core, while the learner waits; then the learner builds the batch as every worker sampler does
-(`trpo.sampling.workers.RemoteSampler`) and updates while the workers wait. Unlike `sampler=async` (Gymnasium's
+core, while the learner fits its critic (`overlap_critic_fit`) or waits; then the learner builds the batch
+as every worker sampler does (`trpo.sampling.workers.RemoteSampler`) and takes its policy step while the
+workers wait. Unlike `sampler=async` (Gymnasium's
 `AsyncVectorEnv`: one process per environment, one round trip per environment step), a worker
 exchanges two messages per update, so the simulator, not inter-process traffic, sets the pace.
 
@@ -194,12 +195,15 @@ class ProcessSampler(RemoteSampler):
                 failures[k] += 1
                 error = exc
 
-    def _gather(self, policy: PolicyVersion, start_step: int) -> list[WorkerResult]:
-        """Send `policy` to every worker, then take their results in order; a dead worker is restarted and re-run."""
-        failures = [0] * len(self.processes)
+    def _begin(self, policy: PolicyVersion, start_step: int) -> None:
+        """Send `policy` to every worker; they sample while the learner goes on."""
         for k in range(len(self.processes)):
-            with contextlib.suppress(WorkerDied):  # a dead worker is found at its receive below
+            with contextlib.suppress(WorkerDied):  # a dead worker is found at its receive in `_end`
                 self._submit(k, policy, start_step)
+
+    def _end(self, policy: PolicyVersion, start_step: int, handle: None) -> list[WorkerResult]:
+        """Take the workers' results in order; a dead worker is restarted and re-run."""
+        failures = [0] * len(self.processes)
         messages = [self._answer(k, policy, start_step, failures) for k in range(len(self.processes))]
         # every answer is read before any error is raised: no worker's reply is left in its pipe to be
         # taken for the next collection's (with on_nonfinite=skip_batch training goes on after the error)

@@ -119,12 +119,16 @@ class RaySampler(RemoteSampler):
         seed, force = self._task(k, start_step)
         return self.workers[k].sample.remote(policy_ref, seed, force, start_step)
 
-    def _gather(self, policy: PolicyVersion, start_step: int) -> list[WorkerResult]:
-        """Every worker's result for `policy` (put in the object store once); a worker that died for
-        good is replaced and re-run."""
+    def _begin(self, policy: PolicyVersion, start_step: int) -> tuple[Any, dict[int, Any]]:
+        """Put `policy` in the object store once and start every worker's task; returns the references."""
+        policy_ref = self.ray.put(policy)
+        return policy_ref, {k: self._submit(k, policy_ref, start_step) for k in range(len(self.workers))}
+
+    def _end(self, policy: PolicyVersion, start_step: int, handle: tuple[Any, dict[int, Any]]) -> list[WorkerResult]:
+        """Every worker's result for the tasks `_begin` started; a worker that died for good is replaced
+        and re-run."""
         ray = self.ray
-        policy_ref = ray.put(policy)
-        refs = {k: self._submit(k, policy_ref, start_step) for k in range(len(self.workers))}
+        policy_ref, refs = handle[0], dict(handle[1])
         results: dict[int, WorkerResult] = {}
         failures = dict.fromkeys(refs, 0)
         while refs:

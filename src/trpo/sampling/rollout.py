@@ -480,6 +480,9 @@ class SyncSampler(EnvStepper):
         """Sampler-specific log entries (none for the in-process sampler)."""
         return {}
 
+    def prefetch(self, start_step: int) -> None:
+        """Nothing: the in-process sampler steps its environments only inside `collect` (same thread)."""
+
     @torch.no_grad()
     def collect(self, gamma: float, lam: float, start_step: int = 0) -> Batch:
         """Run n_steps in every env with the current actor; return the batch with GAE advantages.

@@ -33,6 +33,12 @@ class Sampler(Protocol):
         """n_envs * n_steps transitions of the current actor, with values, returns and GAE advantages."""
         ...
 
+    def prefetch(self, start_step: int) -> None:
+        """Start collecting the next batch now with the current actor, if this sampler can collect while
+        the learner computes; the next `collect(start_step=start_step)` then returns it (unless the
+        actor changed meanwhile). The in-process samplers collect only when asked."""
+        ...
+
     def reset(self, seed: int | None) -> None:
         """Start new episodes in every environment (env i seeded `seed + i`)."""
         ...

@@ -14,6 +14,14 @@ update's collection, as the learner sees it:
    So the critic never travels, and the discounted-return statistics that scale rewards are the same
    single stream as with `sampler=sync`.
 
+With `overlap_critic_fit` (the default), the learner broadcasts the updated actor right after its policy
+step (`prefetch`) and fits the critic while the workers collect; the batch is built at the next
+`collect()` exactly as above, with the fitted critic. The workers' rollout is the same one (same actor,
+same normaliser statistics, the workers' own random streams), so training is bit for bit the same as
+without the overlap; a prefetched rollout whose actor or statistics changed before `collect()` (a
+callback that edits the policy) is booked (episode statistics, normaliser, reward scaler) and replaced by
+a fresh collection.
+
 `RemoteSampler` is that learner side; `ProcessSampler` (local processes) and `RaySampler` (Ray
 actors) only say how a policy reaches the workers and how their results come back. A worker that
 dies is replaced and its share re-sampled (new episodes in its environments, whose running returns
@@ -22,6 +30,7 @@ the learner zeroes).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass
@@ -82,6 +91,15 @@ class PolicyVersion:
     version: int
     actor: dict[str, NDArray[Any]]
     obs_rms: dict[str, NDArray[np.float64]]
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """A collection the learner started early (`RemoteSampler.prefetch`) and has not taken yet."""
+
+    policy: PolicyVersion
+    start_step: int
+    handle: Any  # the sampler's own record of the running tasks
 
 
 @dataclass
@@ -208,15 +226,28 @@ class RemoteSampler:
         self.obs_normalizer, self.reward_scaler = obs_normalizer, reward_scaler
         self.envs_per_worker = config.n_envs // config.workers
         self.stats = EpisodeStats()
-        self.version = 0
+        self.version = 0  # of the last policy sent to the workers
+        self.batch_version = 0  # of the policy that collected the last batch `collect` returned
         self.restarts = 0
         self.pending_reset: int | None = None
         self.pids: list[int] = [0] * config.workers
         self.seconds: list[float] = [0.0] * config.workers
+        self.inflight: InFlight | None = None  # a collection started by `prefetch`, not yet taken
+        self.prefetched = 0  # collections that ran while the learner updated
+        self.prefetch_discarded = 0  # of those, the ones whose policy changed before collect() (replaced)
+
+    def _begin(self, policy: PolicyVersion, start_step: int) -> Any:
+        """Send `policy` to every worker (they start sampling); returns what `_end` needs."""
+        raise NotImplementedError
+
+    def _end(self, policy: PolicyVersion, start_step: int, handle: Any) -> list[WorkerResult]:
+        """Every worker's result for the collection `_begin` started, in worker order (a worker that died
+        is replaced and re-run)."""
+        raise NotImplementedError
 
     def _gather(self, policy: PolicyVersion, start_step: int) -> list[WorkerResult]:
-        """Every worker's result for `policy`, in worker order (a worker that died is replaced and re-run)."""
-        raise NotImplementedError
+        """Every worker's result for `policy`, in worker order."""
+        return self._end(policy, start_step, self._begin(policy, start_step))
 
     def close(self) -> None:
         raise NotImplementedError
@@ -224,6 +255,7 @@ class RemoteSampler:
     def reset(self, seed: int | None) -> None:
         """New episodes in every env at the next collection: worker k's env j is seeded seed + k * (n_envs/workers) + j,
         so env i gets seed + i as with the in-process sampler."""
+        self._drop_inflight()
         self.pending_reset = seed if seed is not None else self.config.seed
         self.reward_scaler.returns[:] = 0.0
 
@@ -245,18 +277,66 @@ class RemoteSampler:
 
     def diagnostics(self) -> dict[str, float]:
         return {
-            "sampler/policy_version": float(self.version),
+            "sampler/policy_version": float(self.batch_version),
             "sampler/worker_restarts": float(self.restarts),
             "sampler/worker_s_max": max(self.seconds),
             "sampler/worker_s_min": min(self.seconds),
+            "sampler/prefetched": float(self.prefetched),
+            "sampler/prefetch_discarded": float(self.prefetch_discarded),
         }
 
     def _policy(self) -> PolicyVersion:
+        """The current actor and normaliser statistics, copied (a prefetched collection compares them later)."""
         return PolicyVersion(
             version=self.version,
-            actor={name: t.detach().numpy() for name, t in self.actor.state_dict().items()},
-            obs_rms=self.obs_normalizer.rms.state(),
+            actor={name: t.detach().numpy().copy() for name, t in self.actor.state_dict().items()},
+            obs_rms={k: np.array(v, copy=True) for k, v in self.obs_normalizer.rms.state().items()},
         )
+
+    def _still_current(self, policy: PolicyVersion) -> bool:
+        """Whether the learner's actor and normaliser statistics are still those of `policy`."""
+        actor = self.actor.state_dict()
+        if any(not np.array_equal(value, actor[name].detach().numpy()) for name, value in policy.actor.items()):
+            return False
+        current = self.obs_normalizer.rms.state()
+        return all(np.array_equal(value, current[k]) for k, value in policy.obs_rms.items())
+
+    def prefetch(self, start_step: int) -> None:
+        """Start the next collection now, with the current actor, while the learner goes on (fits the
+        critic): `collect(start_step=start_step)` then returns it. Does nothing if one is already running."""
+        if self.inflight is not None or not self.config.overlap_critic_fit:
+            return
+        self.version += 1
+        policy = self._policy()
+        handle = self._begin(policy, start_step)
+        self.pending_reset = None
+        self.inflight = InFlight(policy, start_step, handle)
+        self.prefetched += 1
+
+    def _take_inflight(self, start_step: int) -> list[WorkerResult] | None:
+        """The prefetched collection's results if it is the one `collect(start_step)` asks for; otherwise
+        it is booked and dropped, and None returned."""
+        inflight, self.inflight = self.inflight, None
+        if inflight is None:
+            return None
+        results = self._end(inflight.policy, inflight.start_step, inflight.handle)
+        current = inflight.start_step == start_step and self._still_current(inflight.policy)
+        self._book(results)
+        if current:
+            return results
+        self.prefetch_discarded += 1
+        concat = concat_rollouts([r.rollout for r in results])
+        self.reward_scaler(concat.raw_rewards, concat.ended)  # the running returns go on through its rewards
+        return None
+
+    def _drop_inflight(self) -> None:
+        """End a prefetched collection that will not be used (before new episodes start everywhere)."""
+        inflight, self.inflight = self.inflight, None
+        if inflight is None:
+            return
+        self.prefetch_discarded += 1
+        with contextlib.suppress(NonFiniteEnvError, EnvContractError):  # its environments restart anyway
+            self._end(inflight.policy, inflight.start_step, inflight.handle)
 
     def _task(self, k: int, start_step: int) -> tuple[int, bool]:
         """Worker k's environment seed and whether it must start new episodes (after `reset`)."""
@@ -266,10 +346,23 @@ class RemoteSampler:
 
     @torch.no_grad()
     def collect(self, gamma: float, lam: float, start_step: int = 0) -> Batch:
-        """Broadcast the current policy, gather every worker's rollout of it, and build the batch on the learner."""
-        self.version += 1
-        results = self._gather(self._policy(), start_step)
-        self.pending_reset = None
+        """Broadcast the current policy, gather every worker's rollout of it, and build the batch on the
+        learner (the prefetched collection, if it was of this policy and start step)."""
+        results = self._take_inflight(start_step)
+        if results is None:
+            self.version += 1
+            results = self._gather(self._policy(), start_step)
+            self.pending_reset = None
+            self._book(results)
+        self.batch_version = results[0].version
+        rollout = concat_rollouts([r.rollout for r in results])
+        values, next_values = rollout_values(self.critic, rollout)
+        rewards = torch.from_numpy(self.reward_scaler(rollout.raw_rewards, rollout.ended))
+        return make_batch(rollout, values, next_values, rewards, gamma, lam, self.cost_critic)
+
+    def _book(self, results: list[WorkerResult]) -> None:
+        """Check the results' policy version and take in their statistics: restarts, normaliser deltas
+        (in worker order), finished episodes."""
         e = self.envs_per_worker
         for result in results:
             check_version(result.version, self.version, result.worker)
@@ -286,7 +379,3 @@ class RemoteSampler:
             if result.rollout.raw_costs is not None:
                 self.stats.saw_costs = True
                 self.stats.costs.extend(cost for _, _, cost in result.rollout.episodes)
-        rollout = concat_rollouts([r.rollout for r in results])
-        values, next_values = rollout_values(self.critic, rollout)
-        rewards = torch.from_numpy(self.reward_scaler(rollout.raw_rewards, rollout.ended))
-        return make_batch(rollout, values, next_values, rewards, gamma, lam, self.cost_critic)
