@@ -2,7 +2,7 @@
 
 A refactor that moves code must not change a single number. This script trains the reference runs
 (the CartPole-v1 and Pendulum-v1 presets, and PPO and NPG on CartPole-v1, seed 0, each with the
-command line a user types), drops the wall-clock columns (time/fps, time/*_s: they differ run to run)
+command line a user types), drops the wall-clock columns (time/fps, time/*_s, sampler/worker_s_*: they differ run to run)
 and hashes every other value of progress.csv exactly as written. `--record FILE` writes the hashes;
 `--check FILE` trains again and compares, printing the first differing row and column when one differs.
 
@@ -33,7 +33,7 @@ RUNS: dict[str, list[str]] = {
 
 def wall_clock(column: str) -> bool:
     """Columns that measure time rather than learning: they differ between any two runs."""
-    return column == "time/fps" or (column.startswith("time/") and column.endswith("_s"))
+    return column == "time/fps" or (column.startswith(("time/", "sampler/worker_s_")) and column.endswith(("_s", "_max", "_min")))
 
 
 def learning_rows(progress: Path) -> tuple[list[str], list[list[str]]]:

@@ -10,6 +10,8 @@ Modes:
                 RL-Zoo's entry for the env (ZOO below: the env's own hyperparameters, as RL-Zoo runs it)
   like-for-like both with RL-Zoo's entry for the env (trpo's fields mapped one to one: `zoo_config`)
   like-for-like-process (optional) the same, trpo sampling with 2 worker processes
+  like-for-like-worker (optional) the same, trpo sampling with 1 worker process that collects the next
+                batch while the learner fits the critic (overlap_critic_fit)
 
 trpo is timed as `trpo train` runs: progress.csv, TensorBoard events and checkpoints are written to a
 temporary run directory during the timed run (no final evaluation, as sb3's `learn` has none).
@@ -124,6 +126,8 @@ def run_trpo(env_id: str, steps: int, mode: str) -> Timing:
     config = preset_config(env_id)[0] if mode == "preset" else zoo_config(env_id)
     if mode == "like-for-like-process":
         config = config.replace(sampler="process", workers=2)
+    if mode == "like-for-like-worker":
+        config = config.replace(sampler="process", workers=1)
     agent = TRPO(env_id, config.replace(seed=0, eval_episodes=0))
     agent.start_sampler()  # environments (and worker processes) are made before the clock starts, as sb3's
     with tempfile.TemporaryDirectory(prefix="trpo-throughput-") as run_dir:
@@ -172,7 +176,9 @@ def run_sb3(env_id: str, steps: int) -> Timing:
 
 
 DEFAULT_THREADS = torch.get_num_threads()
-EXTRA_MODES = ["like-for-like-process"]  # the peer's settings, sampled by 2 worker processes (1 env each)
+# the peer's settings, sampled by 2 worker processes (1 env each), or by 1 worker process (both envs) that
+# collects the next batch while the learner fits the critic (overlap_critic_fit)
+EXTRA_MODES = ["like-for-like-process", "like-for-like-worker"]
 
 
 def main() -> None:

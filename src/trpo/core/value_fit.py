@@ -36,13 +36,78 @@ def fit_value(
 ) -> None:
     """`epochs` passes of Adam over shuffled minibatches of (obs, returns) on the squared error.
 
-    The shuffles are drawn from `generator` on the CPU (the same numbers on any device)."""
+    The shuffles are drawn from `generator` on the CPU (the same numbers on any device). A plain MLP
+    critic (`plain_mlp`) gets its gradients from `mlp_squared_error_grads` instead of autograd: the same
+    numbers bit for bit, at about 0.6 of the time per minibatch step (docs/performance.md)."""
     n = obs.shape[0]
+    layers = plain_mlp(critic)
     for _ in range(epochs):
         order = torch.randperm(n, generator=generator).to(obs.device)
         for start in range(0, n, minibatch_size):
             idx = order[start : start + minibatch_size]
-            loss = (critic(obs[idx]) - returns[idx]).pow(2).mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            if layers is not None:
+                mlp_squared_error_grads(layers, obs[idx], returns[idx])
+            else:
+                loss = (critic(obs[idx]) - returns[idx]).pow(2).mean()
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
             optimizer.step()
+
+
+MLPLayers = tuple[tuple[nn.Linear, ...], tuple[str, ...]]
+"""A plain MLP's Linear layers and the activation after each hidden one ('tanh' or 'relu')."""
+
+
+def plain_mlp(critic: nn.Module) -> MLPLayers | None:
+    """The layers of a critic that is a plain MLP on the stored observations (Linear, Tanh or ReLU,
+    ..., Linear to one output, no encoder, float parameters that require gradients); None for anything
+    else (custom networks, encoders, other activations), which autograd differentiates."""
+    net = getattr(critic, "net", None)
+    if getattr(critic, "encoder", True) is not None or getattr(critic, "custom", True) or not isinstance(
+        net, nn.Sequential
+    ):
+        return None
+    modules = list(net)
+    linears, activations = modules[0::2], modules[1::2]
+    names = {nn.Tanh: "tanh", nn.ReLU: "relu"}
+    if (
+        len(modules) % 2 == 0
+        or not all(type(m) is nn.Linear and m.bias is not None for m in linears)
+        or not all(type(m) in names and not getattr(m, "inplace", False) for m in activations)
+        or linears[-1].out_features != 1
+        or not all(p.requires_grad and p.is_floating_point() for p in net.parameters())
+    ):
+        return None
+    return tuple(linears), tuple(names[type(m)] for m in activations)  # type: ignore[misc]
+
+
+@torch.no_grad()
+def mlp_squared_error_grads(layers: MLPLayers, x: Tensor, y: Tensor) -> None:
+    """Set `.grad` of every parameter of a plain MLP v(x) to the gradient of (1/n) sum (v(x) - y)^2.
+
+    Back-propagation written out, with the operations autograd runs for Linear, Tanh, ReLU and the mean
+    squared error (addmm forward; grad W = delta^T h, grad b = sum of delta, delta W back; aten's
+    tanh_backward and threshold_backward), so the gradients are the same numbers bit for bit
+    (tests/test_value_fit.py). Why not autograd: for the critic's small minibatches (128 x 64) its
+    per-operation bookkeeping costs more than the arithmetic, and torch.compile did not remove it
+    (docs/performance.md)."""
+    linears, activations = layers
+    hidden = [x]
+    h = x
+    for linear, activation in zip(linears[:-1], activations, strict=True):
+        z = torch.addmm(linear.bias, h, linear.weight.t())
+        h = torch.tanh(z) if activation == "tanh" else torch.relu(z)
+        hidden.append(h)
+    out = torch.addmm(linears[-1].bias, h, linears[-1].weight.t()).squeeze(-1)
+    diff = out - y
+    delta = (diff * (2.0 / diff.numel())).unsqueeze(-1)  # d/d out of mean((out - y)^2)
+    for i in range(len(linears) - 1, -1, -1):
+        linear, h_in = linears[i], hidden[i]
+        linear.weight.grad = delta.t().mm(h_in)
+        linear.bias.grad = delta.sum(0)
+        if i > 0:
+            back = delta.mm(linear.weight)
+            if activations[i - 1] == "tanh":
+                delta = torch.ops.aten.tanh_backward(back, h_in)
+            else:
+                delta = torch.ops.aten.threshold_backward(back, h_in, 0)
