@@ -2,8 +2,8 @@
 
 A refactor that moves code must not change a single number. This script trains the reference runs
 (the CartPole-v1 and Pendulum-v1 presets, and PPO and NPG on CartPole-v1, seed 0, each with the
-command line a user types), drops the wall-clock columns (time/fps, time/*_s, sampler/worker_s_*: they differ run to run)
-and hashes every other value of progress.csv exactly as written. `--record FILE` writes the hashes;
+command line a user types), drops the wall-clock columns (time/fps, time/*_s, sampler/worker_s_*: they
+differ run to run) and hashes every other value of progress.csv exactly as written. `--record FILE` writes the hashes;
 `--check FILE` trains again and compares, printing the first differing row and column when one differs.
 
     python benchmarks/same_result.py --record benchmarks/same_result.json    # on the commit before
@@ -33,7 +33,9 @@ RUNS: dict[str, list[str]] = {
 
 def wall_clock(column: str) -> bool:
     """Columns that measure time rather than learning: they differ between any two runs."""
-    return column == "time/fps" or (column.startswith(("time/", "sampler/worker_s_")) and column.endswith(("_s", "_max", "_min")))
+    return column == "time/fps" or (
+        column.startswith(("time/", "sampler/worker_s_")) and column.endswith(("_s", "_max", "_min"))
+    )
 
 
 def learning_rows(progress: Path) -> tuple[list[str], list[list[str]]]:
