@@ -63,8 +63,10 @@ def plain_mlp(critic: nn.Module) -> MLPLayers | None:
     ..., Linear to one output, no encoder, float parameters that require gradients); None for anything
     else (custom networks, encoders, other activations), which autograd differentiates."""
     net = getattr(critic, "net", None)
-    if getattr(critic, "encoder", True) is not None or getattr(critic, "custom", True) or not isinstance(
-        net, nn.Sequential
+    if (
+        getattr(critic, "encoder", True) is not None
+        or getattr(critic, "custom", True)
+        or not isinstance(net, nn.Sequential)
     ):
         return None
     modules = list(net)
