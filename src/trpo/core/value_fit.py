@@ -80,7 +80,7 @@ def plain_mlp(critic: nn.Module) -> MLPLayers | None:
         or not all(p.requires_grad and p.is_floating_point() for p in net.parameters())
     ):
         return None
-    return tuple(linears), tuple(names[type(m)] for m in activations)  # type: ignore[misc]
+    return tuple(linears), tuple(names[type(m)] for m in activations)  # type: ignore[arg-type]
 
 
 @torch.no_grad()
