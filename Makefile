@@ -19,7 +19,7 @@ $(VENV)/.installed: $(BIN)/activate pyproject.toml
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(BIN)/pip install --quiet -e ".[mujoco,dev,ray,export,record,tune,wandb,atari,minigrid]"
+	$(BIN)/pip install --quiet -e ".[mujoco,dev,ray,export,record,tune,wandb,atari,minigrid,envpool]"
 	touch $@
 
 install: $(VENV)/.installed

@@ -427,7 +427,7 @@ class Learner:
             collector = make_sampler(
                 cfg, self.env_fn, (self.observation_space, self.action_space), self.rollout_actor,
                 self.rollout_critic, self.obs_normalizer, self.reward_scaler, self.generator, self._vector_env,
-                self.rollout_cost_critic,
+                self.rollout_cost_critic, self.env_spec,
             )  # fmt: skip
             resume, self._resume_state = self._resume_state, None
             if resume is None or not collector.restore(*resume):

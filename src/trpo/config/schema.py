@@ -172,13 +172,16 @@ class TRPOConfig:
     """Number of environments in the vector env."""
     n_steps: int = knob(128, ge=1)
     """Steps per environment per update (batch size = n_envs * n_steps)."""
-    sampler: Literal["sync", "async", "process", "ray"] = "sync"
+    sampler: Literal["sync", "async", "process", "ray", "envpool"] = "sync"
     """Where the environments run: 'sync' (in-process vector env), 'async' (one subprocess per environment,
     one round trip per step), 'process' (`workers` local processes, each running whole rollouts of its
-    n_envs / workers environments) or 'ray' (Ray actors, see workers; needs `pip install 'trpo[ray]'`).
-    Replaces the former `vector` key."""
+    n_envs / workers environments), 'ray' (Ray actors, see workers; needs `pip install 'trpo[ray]'`) or
+    'envpool' (EnvPool's C++ environments in `envpool_threads` threads, in-process; EnvPool's registered
+    ids only; needs `pip install 'trpo[envpool]'`). Replaces the former `vector` key."""
     workers: int = knob(2, ge=1)
     """sampler=process or ray: number of workers; the n_envs environments are split evenly among them."""
+    envpool_threads: int = knob(0, ge=0)
+    """sampler=envpool: EnvPool's stepping threads (0: EnvPool's choice, one per core)."""
     overlap_critic_fit: bool = True
     """sampler=process or ray: broadcast the updated actor right after the policy step, so that the workers
     collect the next batch while the learner fits the critic (the batch's values come from the fitted
@@ -336,6 +339,13 @@ class TRPOConfig:
                 import ray  # noqa: F401
             except ImportError:
                 raise ConfigError("sampler=ray needs Ray, which is not installed: pip install 'trpo[ray]'") from None
+        if self.sampler == "envpool":
+            try:
+                import envpool  # noqa: F401
+            except ImportError:
+                raise ConfigError(
+                    "sampler=envpool needs EnvPool, which is not installed: pip install 'trpo[envpool]'"
+                ) from None
         return self
 
     def _check_unread_fields(self) -> None:

@@ -129,7 +129,12 @@ def env_source(env: Any, env_kwargs: Mapping[str, Any] | None = None) -> EnvSour
 
 
 def check_env_source(source: EnvSource, config: TRPOConfig) -> None:
-    """Refuse a config that an environment instance or a user's vector env cannot serve (ConfigError)."""
+    """Refuse a config that an environment instance, a function or a user's vector env cannot serve (ConfigError)."""
+    if config.sampler == "envpool" and (source.spec is None or source.vector is not None):
+        raise ConfigError(
+            "sampler=envpool makes EnvPool's own environments from an env id: give TRPO the id (with env_kwargs), "
+            "not a function, an instance or a vector env"
+        )
     if source.vector is None and not source.single_instance:
         return
     what = "a vector env" if source.vector is not None else f"an environment instance that {source.why_no_spec}"

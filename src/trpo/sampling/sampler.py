@@ -1,9 +1,9 @@
-"""The sampler interface: what the learner asks for a batch, and the four implementations behind it.
+"""The sampler interface: what the learner asks for a batch, and the five implementations behind it.
 
-`sync` and `async` are the in-process `SyncSampler` over a Gymnasium `SyncVectorEnv` or
-`AsyncVectorEnv`; `process` and `ray` run whole rollouts in workers (`trpo.sampling.workers`): local processes
-(`trpo.sampling.processes.ProcessSampler`) or Ray actors (`trpo.sampling.ray_cluster.RaySampler`, imported only
-when chosen).
+`sync`, `async` and `envpool` are the in-process `SyncSampler` over a Gymnasium `SyncVectorEnv`,
+`AsyncVectorEnv` or EnvPool's environments (`trpo.sampling.envpool_envs`); `process` and `ray` run whole
+rollouts in workers (`trpo.sampling.workers`): local processes (`trpo.sampling.processes.ProcessSampler`)
+or Ray actors (`trpo.sampling.ray_cluster.RaySampler`, imported only when chosen).
 The learner only calls the methods of `Sampler`.
 """
 
@@ -19,6 +19,7 @@ from torch import Tensor
 from trpo.config.schema import TRPOConfig
 from trpo.core.networks import Actor, Critic
 from trpo.core.normalization import ObservationNormalizer, RewardScaler
+from trpo.sampling.env_spec import EnvSpec
 from trpo.sampling.envs import EnvFactory, check_spaces, make_vector_env
 from trpo.sampling.rollout import Batch, EpisodeStats, SyncSampler
 
@@ -71,6 +72,7 @@ def make_sampler(
     generator: torch.Generator,
     envs: gym.vector.VectorEnv | None = None,
     cost_critic: Critic | None = None,
+    env_spec: EnvSpec | None = None,
 ) -> Sampler:
     """The sampler `config.sampler` names, sampling with `actor` and normalising with the learner's statistics
     (on `envs` when the user gave a vector env); with a `cost_critic` its batches carry cost advantages."""
@@ -82,6 +84,11 @@ def make_sampler(
         from trpo.sampling.ray_cluster import RaySampler
 
         return RaySampler(config, env_fn, spaces_, actor, critic, obs_normalizer, reward_scaler, cost_critic)
+    if config.sampler == "envpool" and envs is None:
+        from trpo.sampling.envpool_envs import EnvPoolVectorEnv
+
+        assert env_spec is not None  # check_env_source refused the others
+        envs = EnvPoolVectorEnv(env_spec, config.n_envs, spaces_, config.seed, config.envpool_threads)
     if envs is None:
         envs = make_vector_env(env_fn, config.n_envs, config.sampler)
         try:
