@@ -73,6 +73,7 @@ def fake_missing(tmp_path: Path, *modules: str) -> dict[str, str]:
         (["update_time.py", "--env", "HalfCheetah-v5"], "mujoco", "bench"),
         (["samplers.py", "throughput"], "ray, mujoco", "bench,ray"),
         (["planted_bugs.py", "--only", "eval-same-seed"], "hypothesis", "dev"),
+        (["profile_update.py", "--env", "Hopper-v5"], "mujoco", "bench"),
     ],
 )
 def test_every_benchmark_checks_its_optional_dependencies_first(
@@ -80,7 +81,7 @@ def test_every_benchmark_checks_its_optional_dependencies_first(
 ) -> None:
     assert {p.name for p in (ROOT / "benchmarks").glob("[!_]*.py")} <= {
         "throughput.py", "returns.py", "levers.py", "micro.py", "rollout_update.py", "scaling.py",
-        "update_time.py", "samplers.py", "planted_bugs.py",
+        "update_time.py", "samplers.py", "planted_bugs.py", "profile_update.py",
         "check_claims.py",  # no optional dependency: parsing only
         "same_result.py",  # no optional dependency: CartPole-v1 and Pendulum-v1 are classic control
         "cnn_speed.py",  # no optional dependency: a stand-in environment of random frames
