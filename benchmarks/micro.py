@@ -20,8 +20,8 @@ from torch.func import functional_call, jvp, linearize, vjp
 
 from _deps import require
 from trpo.algos.learner import explained_variance
-from trpo.core.distributions import DiagGaussian
 from trpo.core import value_fit
+from trpo.core.distributions import DiagGaussian
 from trpo.core.networks import Actor, Critic, FastForward
 from trpo.core.trust_region import analytic_fvp, detached_params, double_backprop_fvp, flatten
 
