@@ -33,6 +33,8 @@ VARIANTS: dict[str, dict[str, object]] = {
     "process, 1 worker, no overlap": {"sampler": "process", "workers": 1, "overlap_critic_fit": False},
     "process, 2 workers": {"sampler": "process", "workers": 2},
     "process, 2 workers, no overlap": {"sampler": "process", "workers": 2, "overlap_critic_fit": False},
+    "envpool": {"sampler": "envpool"},
+    "envpool, 1 thread": {"sampler": "envpool", "envpool_threads": 1},
 }
 DEFAULT_VARIANTS = [
     "base", "sampler: async", "torch_threads: 2", "fvp_subsample: 1.0", "2 envs x 1024 steps", "2 envs x 1024, async",

@@ -12,6 +12,7 @@ Modes:
   like-for-like-process (optional) the same, trpo sampling with 2 worker processes
   like-for-like-worker (optional) the same, trpo sampling with 1 worker process that collects the next
                 batch while the learner fits the critic (overlap_critic_fit)
+  preset-envpool (optional) the preset with sampler=envpool (EnvPool's C++ environments; envpool extra)
 
 trpo is timed as `trpo train` runs: progress.csv, TensorBoard events and checkpoints are written to a
 temporary run directory during the timed run (no final evaluation, as sb3's `learn` has none).
@@ -128,6 +129,8 @@ def run_trpo(env_id: str, steps: int, mode: str) -> Timing:
         config = config.replace(sampler="process", workers=2)
     if mode == "like-for-like-worker":
         config = config.replace(sampler="process", workers=1)
+    if mode == "preset-envpool":
+        config = preset_config(env_id)[0].replace(sampler="envpool")
     agent = TRPO(env_id, config.replace(seed=0, eval_episodes=0))
     agent.start_sampler()  # environments (and worker processes) are made before the clock starts, as sb3's
     with tempfile.TemporaryDirectory(prefix="trpo-throughput-") as run_dir:
@@ -178,7 +181,8 @@ def run_sb3(env_id: str, steps: int) -> Timing:
 DEFAULT_THREADS = torch.get_num_threads()
 # the peer's settings, sampled by 2 worker processes (1 env each), or by 1 worker process (both envs) that
 # collects the next batch while the learner fits the critic (overlap_critic_fit)
-EXTRA_MODES = ["like-for-like-process", "like-for-like-worker"]
+# the preset with EnvPool's environments in-process (sampler=envpool, the envpool extra)
+EXTRA_MODES = ["like-for-like-process", "like-for-like-worker", "preset-envpool"]
 
 
 def main() -> None:
