@@ -94,7 +94,7 @@ class EnvPoolVectorEnv(gym.vector.VectorEnv):
                 pool = envpool.make_gymnasium(
                     self.env_id, num_envs=self.num_envs, seed=int(seed), num_threads=self.num_threads, **self.kwargs
                 )
-        except (TypeError, ValueError, RuntimeError) as exc:
+        except Exception as exc:  # EnvPool's own errors (unknown kwargs, bad values) are the user's: one line
             raise UserError(f"EnvPool cannot make {self.env_id} with env kwargs {self.kwargs}: {exc}") from None
         self._pool_action_dtype = pool.action_space.dtype
         if pool.observation_space.shape != self.single_observation_space.shape:
