@@ -55,7 +55,10 @@ def explicit_kl_hessian(actor: Any, obs: torch.Tensor, dist: Any, mask: torch.Te
     return hessian(mean_kl, flatten(params))  # type: ignore[no-any-return]
 
 
-SMALL_RUN = ["--n-envs", "2", "--n-steps", "16", "--quiet", "--eval-episodes", "0", "--hidden-sizes", "16", "16"]
+SMALL_RUN = [
+    "--sampler", "sync", "--n-envs", "2", "--n-steps", "16", "--quiet",
+    "--eval-episodes", "0", "--hidden-sizes", "16", "16",
+]  # fmt: skip
 """`trpo train` flags of a tiny run (the run-directory fixtures)."""
 
 

@@ -29,7 +29,8 @@ def test_returns_suite_on_a_tiny_budget(tmp_path: Path) -> None:
     for row in rows:  # the table reports what each run measured (its summary.json), not something else
         summary = json.loads((tmp_path / "CartPole-v1" / f"seed-{row['seed']}" / "summary.json").read_text())
         assert float(row["final_return"]) == pytest.approx(summary["mean_return"])
-    assert rows[0]["final_return"] != rows[1]["final_return"]  # two seeds, two runs
+    # two seeds, two runs (a deterministic CartPole evaluation can reach 500 on both, so compare training returns)
+    assert rows[0]["last100_return"] != rows[1]["last100_return"]
     png = (tmp_path / "CartPole-v1.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
 
