@@ -18,6 +18,7 @@ def test_returns_suite_on_a_tiny_budget(tmp_path: Path) -> None:
     command = [
         sys.executable, str(ROOT / "benchmarks" / "returns.py"), "--envs", "CartPole-v1", "--seeds", "0", "1",
         "--steps", "2048", "--out", str(tmp_path), "--", "--checkpoint-every", "0", "--n-envs", "4",
+        "--sampler", "sync",  # the suite's mechanics, not the preset's worker process (its start-up is slow)
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
@@ -39,7 +40,8 @@ def test_returns_suite_reuse_keeps_identical_finished_runs(tmp_path: Path) -> No
     def suite(*extra: str) -> subprocess.CompletedProcess[str]:
         command = [
             sys.executable, str(ROOT / "benchmarks" / "returns.py"), "--envs", "CartPole-v1", "--seeds", "0",
-            "--steps", "1024", "--out", str(tmp_path), "--reuse", "--", "--checkpoint-every", "0", *extra,
+            "--steps", "1024", "--out", str(tmp_path), "--reuse", "--", "--checkpoint-every", "0", "--sampler", "sync",
+            *extra,
         ]  # fmt: skip
         return subprocess.run(command, capture_output=True, text=True, timeout=300)
 
