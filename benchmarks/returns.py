@@ -20,8 +20,9 @@ With `--library sb3-contrib` every run is sb3-contrib's TRPO instead, with RL-Zo
 environment (`throughput.ZOO`: rl-baselines3-zoo's hyperparams/trpo.yml, on sb3-contrib's defaults;
 VecNormalize where the entry says `normalize`), one torch thread, in its own process
 (`python benchmarks/returns.py sb3-run ENV ...`). It is evaluated as `trpo train` evaluates: 10
-deterministic episodes on a fresh environment seeded seed + 1000, seed + 1001, ... (trpo.evaluation),
-raw rewards, observations normalised with the frozen training statistics where the entry normalises.
+deterministic episodes on a fresh environment seeded with the run's evaluation seeds
+(trpo.run.evaluation.episode_seeds), raw rewards, observations normalised with the frozen training
+statistics where the entry normalises.
 It writes the same summary.json and a progress.csv with the columns the suite reads (time/steps and
 rollout/ep_return_mean: the mean of the last 100 training episodes, raw rewards, after every rollout),
 so the same table, CSV and curves come out. Arguments after `--` are refused (the entry is the config).
@@ -51,7 +52,6 @@ TRAIN_RETURN = "rollout/ep_return_mean"
 SB3 = "sb3-contrib"
 LIBRARIES = ("trpo", SB3)
 EVAL_EPISODES = 10
-EVAL_SEED_OFFSET = 1000  # trpo.evaluation.evaluate: episodes seeded run seed + 1000, + 1001, ...
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ def train_all(jobs: list[Job], workers: int, reuse: bool) -> None:
 def sb3_run(env_id: str, seed: int, steps: int, run_dir: Path) -> None:
     """One sb3-contrib TRPO run with RL-Zoo's entry for `env_id`, written as `trpo train` writes a run:
     progress.csv (time/steps, rollout/ep_return_mean after every rollout), summary.json with the final
-    deterministic evaluation (trpo's protocol: fresh env, episodes seeded seed + 1000 + i, raw rewards)."""
+    deterministic evaluation (trpo's protocol: fresh env, episodes seeded by trpo's episode_seeds, raw rewards)."""
     import gymnasium as gym
     import numpy as np
     import torch
@@ -119,6 +119,7 @@ def sb3_run(env_id: str, seed: int, steps: int, run_dir: Path) -> None:
     from stable_baselines3.common.vec_env import VecNormalize
 
     from throughput import ZOO, zoo
+    from trpo.run.evaluation import episode_seeds
 
     z = zoo(env_id)
     torch.set_num_threads(1)  # as each `trpo train` of the suite
@@ -154,8 +155,8 @@ def sb3_run(env_id: str, seed: int, steps: int, run_dir: Path) -> None:
 
     eval_env = gym.make(env_id)
     returns = []
-    for i in range(EVAL_EPISODES):
-        obs, _ = eval_env.reset(seed=seed + EVAL_SEED_OFFSET + i)
+    for episode_seed in episode_seeds(seed, EVAL_EPISODES):
+        obs, _ = eval_env.reset(seed=episode_seed)
         total, done = 0.0, False
         while not done:
             policy_obs = env.normalize_obs(obs) if isinstance(env, VecNormalize) else obs  # frozen statistics

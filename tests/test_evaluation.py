@@ -12,6 +12,7 @@ from gymnasium import spaces
 
 from probes import Endless
 from trpo import TRPO, TRPOConfig, evaluate
+from trpo.run.evaluation import EVAL_STREAM, episode_seeds
 
 RESET_SEEDS: list[int | None] = []
 
@@ -30,8 +31,22 @@ def test_every_evaluation_episode_has_its_own_seed() -> None:
     evaluate(agent, episodes=4, seed=100)
     assert RESET_SEEDS == [100, 101, 102, 103]
     RESET_SEEDS.clear()
-    evaluate(agent, episodes=3)  # default: the run's seed + 1000, + 1, ...
-    assert RESET_SEEDS == [1007, 1008, 1009]
+    evaluate(agent, episodes=3)  # default: the run's own evaluation seeds
+    seen = list(RESET_SEEDS)
+    assert seen == episode_seeds(7, 3)
+    assert seen == [int(w) for w in np.random.SeedSequence((7, EVAL_STREAM)).generate_state(3)]
+
+
+def test_runs_with_different_seeds_evaluate_on_different_start_states() -> None:
+    """Neighbouring run seeds share no evaluation episode (with the former seed + 1000 + i, seeds s and s + 1
+    shared 9 of 10), a run's first k episodes do not depend on the episode count, and an explicit first seed
+    counts up from itself."""
+    runs = [set(episode_seeds(s, 10)) for s in range(50)]
+    assert all(len(r) == 10 for r in runs)
+    assert len(set().union(*runs)) == 500
+    assert episode_seeds(3, 100)[:10] == episode_seeds(3, 10)
+    assert episode_seeds(3, 4, first=2**40) == [2**40, 2**40 + 1, 2**40 + 2, 2**40 + 3]
+    assert episode_seeds(2**32 - 1, 2) != episode_seeds(0, 2)
 
 
 def test_evaluation_episodes_differ_and_repeat() -> None:

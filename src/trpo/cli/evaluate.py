@@ -27,7 +27,8 @@ class EvalArgs:
     json: bool = False
     """Print one JSON object instead of a sentence."""
     seed: Annotated[int | None, tyro.conf.arg(metavar="INT", help_behavior_hint="")] = None
-    """Seed of the first episode (default: the run's seed + 1000)."""
+    """Seed of the first episode; the next are seed + 1, ... (default: the run's own evaluation seeds, different for
+    every run seed: trpo.run.evaluation.episode_seeds)."""
     env: Annotated[EnvFlags, tyro.conf.OmitArgPrefixes] = dataclasses.field(default_factory=EnvFlags)
     """The environment (default: the one the run recorded)."""
 

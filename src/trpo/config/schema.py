@@ -259,7 +259,7 @@ class TRPOConfig:
     """Evaluate the deterministic policy every this many updates on a separate environment and log
     eval/mean_return (NaN on other updates); 0 = never. Training is unaffected (same random numbers)."""
     eval_every_episodes: int = knob(5, ge=1)
-    """Episodes of each periodic evaluation (seeded seed + 1000, + 1001, ... every time)."""
+    """Episodes of each periodic evaluation (the same start states every time: the run's evaluation seeds)."""
     checkpoint_every: int = knob(10, ge=0)
     """Write the run's checkpoint every this many updates (and at the end); 0 = only at the end."""
     eval_max_episode_steps: int = knob(0, ge=0)

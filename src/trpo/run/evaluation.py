@@ -24,6 +24,25 @@ DEFAULT_MAX_EPISODE_STEPS = 100_000
 eval_max_episode_steps): an environment that never ends cannot hang `trpo train` or `trpo eval`."""
 _warned: set[str] = set()
 
+EVAL_STREAM = 0x6576616C
+"""Second word of the SeedSequence whose output seeds a run's evaluation episodes (the run seed is the first)."""
+
+
+def episode_seeds(run_seed: int, episodes: int, first: int | None = None) -> list[int]:
+    """Reset seeds of `episodes` evaluation episodes: `first, first + 1, ...` when `first` is given (an explicit
+    --seed), else the run's own evaluation stream, the 32-bit words of SeedSequence((run_seed, EVAL_STREAM)).
+
+    Runs with different seeds evaluate on different start states: with the former `run seed + 1000 + i`,
+    seeds s and s + 1 shared 9 of their 10 episodes, so a 5-seed mean saw 14 start states instead of 50
+    (on Pendulum-v1 the start state moves a near-optimal policy's 10-episode return from -146 to -200).
+    A run's first k seeds are the same whatever the episode count; the words never repeat a training
+    env's seed pattern (run seed + i) except by chance.
+    """
+    if first is not None:
+        return [first + i for i in range(episodes)]
+    words = np.random.SeedSequence((run_seed, EVAL_STREAM)).generate_state(episodes, dtype=np.uint32)
+    return [int(w) for w in words]
+
 
 def episode_step_cap(agent: Learner, env: gym.Env) -> int:
     """Steps after which an evaluation episode is cut: config.eval_max_episode_steps, else the environment's
@@ -106,20 +125,21 @@ def evaluate(
     """Run `episodes` full episodes; return mean/std of the undiscounted, unscaled returns (and, when the environment
     reports costs, `mean_cost`/`std_cost`/`costs` of the undiscounted episode costs).
 
-    Episodes are seeded `seed, seed + 1, ...` (default: the run's seed + 1000) so evaluation is repeatable.
+    Episodes are seeded `seed, seed + 1, ...`, by default with the run's own evaluation stream (`episode_seeds`),
+    so evaluation is repeatable and runs with different seeds see different start states.
     They run on a new environment from the agent's (closed afterwards), or on `env` (left open).
     """
     if episodes < 1:
         raise ValueError("episodes must be >= 1")
-    base_seed = agent.config.seed + 1000 if seed is None else seed
+    seeds = episode_seeds(agent.config.seed, episodes, seed)
     own = env is None
     env = checked_env(agent.env_fn, 0) if env is None else env
     returns: list[float] = []
     lengths: list[int] = []
     costs: list[float] = []
     try:
-        for i in range(episodes):
-            total, length = play_episode(agent, env, base_seed + i, deterministic, costs=costs)
+        for episode_seed in seeds:
+            total, length = play_episode(agent, env, episode_seed, deterministic, costs=costs)
             returns.append(total)
             lengths.append(length)
     finally:

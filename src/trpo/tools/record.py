@@ -26,7 +26,7 @@ import numpy as np
 import tyro
 
 from trpo.errors import UserError
-from trpo.run.evaluation import play_episode
+from trpo.run.evaluation import episode_seeds, play_episode
 from trpo.run.run_dir import check_output
 from trpo.sampling.contract import ContractChecker
 from trpo.sampling.env_spec import EnvFlags, EnvSpec
@@ -55,7 +55,7 @@ class RecordArgs:
     episodes: int = 1
     """Number of episodes, one after the other in the same video."""
     seed: int | None = None
-    """Seed of the first episode (default: the run's seed + 1000, as `trpo eval`)."""
+    """Seed of the first episode; the next are seed + 1, ... (default: the run's evaluation seeds, as `trpo eval`)."""
     stochastic: bool = False
     """Sample actions instead of taking the most likely one."""
     fps: int | None = None
@@ -138,7 +138,7 @@ def record(
     """Render `episodes` episodes of `agent`'s policy into the MP4 file `out` (written beside it, then
     moved into place). `make_env` makes the environment with `render_mode="rgb_array"` (default: the
     agent's env spec, with the MuJoCo `camera`, `width` and `height`; see `render_factory`). Episodes are
-    seeded `seed, seed + 1, ...` (default: the run's seed + 1000)."""
+    seeded `seed, seed + 1, ...` (default: the run's evaluation stream, as `trpo eval`)."""
     if episodes < 1:
         raise UserError(f"--episodes must be >= 1 (got {episodes})")
     if fps is not None and fps < 1:
@@ -156,7 +156,7 @@ def record(
     if out.suffix.lower() != ".mp4":
         raise UserError(f"--out {out} must end in .mp4")
     check_output(out, force)  # never a run's own file; an existing file only with force
-    base_seed = agent.config.seed + 1000 if seed is None else seed
+    seeds = episode_seeds(agent.config.seed, episodes, seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # e.g. MuJoCo models' deprecation notices
         try:
@@ -166,7 +166,7 @@ def record(
                 raise
             raise UserError(f"{exc}; use MUJOCO_GL=egl or osmesa (headless) or glfw (with a display)") from None
     try:
-        check_renders(env, base_seed)
+        check_renders(env, seeds[0])
         rate = fps or int(env.metadata.get("render_fps") or 30)
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".{out.stem}.tmp.mp4")
@@ -176,9 +176,9 @@ def record(
         try:
             writer = imageio.get_writer(tmp, format="FFMPEG", fps=rate, codec="libx264", macro_block_size=2)
             try:
-                for i in range(episodes):
+                for episode_seed in seeds:
                     total, length = play_episode(
-                        agent, env, base_seed + i, deterministic, after_step=lambda: writer.append_data(env.render())
+                        agent, env, episode_seed, deterministic, after_step=lambda: writer.append_data(env.render())
                     )
                     frames += length + 1  # the reset's frame and one per step
                     returns.append(total)
