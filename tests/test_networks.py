@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from trpo import TRPO, TRPOConfig
+from trpo import TRPO, TRPOConfig, make_agent
 from trpo.cli.main import main
 from trpo.errors import ConfigError
 
@@ -88,6 +88,26 @@ def test_linear_critic_learning_rate_schedule(tmp_path: Path) -> None:
     constant = TRPO("CartPole-v1", SMALL, seed=0)
     constant.learn(128)
     assert constant.critic_optimizer.param_groups[0]["lr"] == 1e-3
+
+
+def progress_rows(run_dir: Path) -> list[dict[str, str]]:
+    with open(run_dir / "progress.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize("algo", ["trpo", "ppo"])
+def test_linear_entropy_bonus_schedule(tmp_path: Path, algo: str) -> None:
+    """The bonus falls from ent_coef to 0 over learn()'s steps, and it is the bonus the update uses: the first
+    update (coefficient ent_coef) matches a constant-bonus run's, the second (0.75 ent_coef) does not."""
+    config = SMALL.replace(algo=algo, ent_coef=0.05)
+    for schedule in ("linear", "constant"):
+        agent = make_agent("CartPole-v1", config.replace(ent_coef_schedule=schedule), seed=0)
+        agent.learn(512, run_dir=tmp_path / schedule)
+    linear, constant = progress_rows(tmp_path / "linear"), progress_rows(tmp_path / "constant")
+    assert [float(r["train/ent_coef"]) for r in linear] == pytest.approx([0.05, 0.0375, 0.025, 0.0125])
+    assert "train/ent_coef" not in constant[0]
+    assert linear[0]["train/kl"] == constant[0]["train/kl"]
+    assert linear[1]["train/entropy"] != constant[1]["train/entropy"]
 
 
 def test_a_device_this_machine_lacks_is_refused_not_ignored(

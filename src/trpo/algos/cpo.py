@@ -117,7 +117,7 @@ class CPO(TrustRegionLearner):
         theta_k = flatten(params_k).to(torch.float64)
 
         # g = ∇L(θ_k) and b = H ∇L_C(θ_k); L_C with centred cost advantages (a baseline: same expected gradient)
-        reward_surrogate = self.surrogate(b, b.adv, cfg.ent_coef)
+        reward_surrogate = self.surrogate(b, b.adv, self.entropy_coefficient())
         g, reward_k = self.surrogate_gradient(params_k, obs, reward_surrogate, b.mask)
         cost_surrogate = self.surrogate(b, b.cost_adv - b.cost_adv.mean())
         b_cost, cost_k = self.surrogate_gradient(params_k, obs, cost_surrogate, b.mask)

@@ -517,6 +517,8 @@ class Learner:
                 diagnostics[f"train/dead_units_{name}_{i}"] = fraction
         if cfg.vf_lr_schedule != "constant":
             diagnostics["train/vf_lr"] = vf_lr
+        if cfg.ent_coef_schedule != "constant":
+            diagnostics["train/ent_coef"] = self.entropy_coefficient()
         if self.actor.gaussian:
             diagnostics["train/policy_std"] = float(p_new[:, self.dist.param_dim // 2 :].exp().mean())
         return diagnostics
@@ -528,6 +530,14 @@ class Learner:
             self.actor.parameters(), unflatten(theta, detached_params(self.actor)).values(), strict=True
         ):
             param.copy_(value)
+
+    def entropy_coefficient(self) -> float:
+        """This update's entropy bonus: ent_coef, or with the linear schedule ent_coef * (1 - steps taken /
+        steps learn() trains up to), never below 0."""
+        cfg = self.config
+        if cfg.ent_coef_schedule == "linear":
+            return linear_schedule(cfg.ent_coef, self.num_steps, self.schedule_until)
+        return cfg.ent_coef
 
     def _critic_learning_rate(self) -> float:
         """Set and return the critic's Adam learning rate for this update: vf_lr, or with the linear

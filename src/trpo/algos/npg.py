@@ -170,7 +170,7 @@ class NPG(TrustRegionLearner):
         def policy(theta: Tensor) -> Tensor:
             return functional_call(self.actor, unflatten(theta, params_k), inputs)
 
-        surrogate = self.surrogate(b, b.adv, cfg.ent_coef)
+        surrogate = self.surrogate(b, b.adv, self.entropy_coefficient())
         g, loss_k = self.surrogate_gradient(params_k, obs, surrogate, b.mask)  # g = grad L at theta_k
 
         # x = (F + cI)^-1 g by conjugate gradient, F from (a subsample of) the batch

@@ -86,6 +86,7 @@ class PPO(Learner):
         max_norm = cfg.max_grad_norm if cfg.max_grad_norm > 0 else math.inf
         losses, kls, clipped, norms = [], [], [], []
         stopped = False
+        ent_coef = self.entropy_coefficient()
         for _ in range(cfg.ppo_epochs):
             order = torch.randperm(n, generator=self.generator).to(b.obs.device)
             for start in range(0, n, size):
@@ -98,8 +99,8 @@ class PPO(Learner):
                     stopped = True
                     break
                 loss = -clipped_surrogate(ratio, b.adv[idx], cfg.clip_range)
-                if cfg.ent_coef > 0:
-                    loss = loss - cfg.ent_coef * dist.entropy(p).mean()
+                if ent_coef > 0:
+                    loss = loss - ent_coef * dist.entropy(p).mean()
                 self.actor_optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 norms.append(float(torch.nn.utils.clip_grad_norm_(self.actor.parameters(), max_norm)))

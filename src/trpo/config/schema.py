@@ -156,6 +156,9 @@ class TRPOConfig:
     ent_coef: float = knob(0.0, ge=0)
     """Entropy bonus: TRPO and NPG maximise L(theta) + ent_coef * mean entropy inside the trust region (the
     line search asks this objective to improve); PPO subtracts ent_coef * entropy from its actor loss."""
+    ent_coef_schedule: Literal["constant", "linear"] = "constant"
+    """'linear': the entropy bonus falls from ent_coef to 0 over the steps learn() trains up to (explore early,
+    let the policy sharpen late; logged as train/ent_coef); 'constant': ent_coef throughout."""
     max_grad_norm: float = knob(0.5, ge=0, algos=PPO, typical="0.5 (0 turns clipping off)")
     """PPO: clip the actor's gradient to this global L2 norm before each Adam step (0 = no clipping)."""
 
