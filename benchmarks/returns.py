@@ -20,7 +20,7 @@ With `--library sb3-contrib` every run is sb3-contrib's TRPO instead, with RL-Zo
 environment (`throughput.ZOO`: rl-baselines3-zoo's hyperparams/trpo.yml, on sb3-contrib's defaults;
 VecNormalize where the entry says `normalize`), one torch thread, in its own process
 (`python benchmarks/returns.py sb3-run ENV ...`). It is evaluated as `trpo train` evaluates: 10
-deterministic episodes on a fresh environment seeded with the run's evaluation seeds
+(`--eval-episodes`) deterministic episodes on a fresh environment seeded with the run's evaluation seeds
 (trpo.run.evaluation.episode_seeds), raw rewards, observations normalised with the frozen training
 statistics where the entry normalises.
 It writes the same summary.json and a progress.csv with the columns the suite reads (time/steps and
@@ -80,15 +80,24 @@ class Job:
         return done and self.record.read_text() == self.arguments
 
 
-def job(env_id: str, seed: int, steps: int, out: Path, extra: list[str], library: str = "trpo") -> Job:
+def job(
+    env_id: str,
+    seed: int,
+    steps: int,
+    out: Path,
+    extra: list[str],
+    library: str = "trpo",
+    episodes: int = EVAL_EPISODES,
+) -> Job:
     run_dir = out / env_id / f"seed-{seed}"
     if library == SB3:
         from importlib.metadata import version
 
         command = [sys.executable, str(Path(__file__).resolve()), "sb3-run", env_id, "--seed", str(seed)]
-        command += ["--steps", str(steps), "--run-dir", str(run_dir), "--version", version("sb3-contrib")]
+        command += ["--steps", str(steps), "--run-dir", str(run_dir), "--eval-episodes", str(episodes)]
+        command += ["--version", version("sb3-contrib")]
         return Job(env_id, seed, run_dir, command)
-    flags = ["--seed", str(seed), "--total-steps", str(steps), "--eval-episodes", str(EVAL_EPISODES), *extra]
+    flags = ["--seed", str(seed), "--total-steps", str(steps), "--eval-episodes", str(episodes), *extra]
     return Job(env_id, seed, run_dir, train_command(env_id, run_dir, flags))
 
 
@@ -106,7 +115,7 @@ def train_all(jobs: list[Job], workers: int, reuse: bool) -> None:
         raise RuntimeError("\n".join(failed))
 
 
-def sb3_run(env_id: str, seed: int, steps: int, run_dir: Path) -> None:
+def sb3_run(env_id: str, seed: int, steps: int, run_dir: Path, episodes: int = EVAL_EPISODES) -> None:
     """One sb3-contrib TRPO run with RL-Zoo's entry for `env_id`, written as `trpo train` writes a run:
     progress.csv (time/steps, rollout/ep_return_mean after every rollout), summary.json with the final
     deterministic evaluation (trpo's protocol: fresh env, episodes seeded by trpo's episode_seeds, raw rewards)."""
@@ -155,7 +164,7 @@ def sb3_run(env_id: str, seed: int, steps: int, run_dir: Path) -> None:
 
     eval_env = gym.make(env_id)
     returns = []
-    for episode_seed in episode_seeds(seed, EVAL_EPISODES):
+    for episode_seed in episode_seeds(seed, episodes):
         obs, _ = eval_env.reset(seed=episode_seed)
         total, done = 0.0, False
         while not done:
@@ -170,7 +179,7 @@ def sb3_run(env_id: str, seed: int, steps: int, run_dir: Path) -> None:
     summary: dict[str, Any] = {
         "env_id": env_id, "algo": "sb3-contrib trpo", "seed": seed, "total_steps": model.num_timesteps,
         "wall_time_s": wall, "steps_per_s": model.num_timesteps / wall,
-        "mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)), "eval_episodes": EVAL_EPISODES,
+        "mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)), "eval_episodes": episodes,
         "returns": returns, "hyperparameters": {"rl_zoo_entry": ZOO[env_id], "resolved": z},
     }  # fmt: skip
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
@@ -182,9 +191,10 @@ def sb3_main(argv: list[str]) -> None:
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--steps", type=int, required=True)
     parser.add_argument("--run-dir", type=Path, required=True)
+    parser.add_argument("--eval-episodes", type=int, default=EVAL_EPISODES)
     parser.add_argument("--version", help="sb3-contrib's version (recorded, so --reuse retrains after an upgrade)")
     args = parser.parse_args(argv)
-    sb3_run(args.env_id, args.seed, args.steps, args.run_dir)
+    sb3_run(args.env_id, args.seed, args.steps, args.run_dir, args.eval_episodes)
 
 
 def final_and_last100(run: Run) -> tuple[float, float, int]:
@@ -215,6 +225,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="runs in parallel (processes)")
     parser.add_argument("--out", type=Path, default=Path("runs/returns"))
     parser.add_argument(
+        "--eval-episodes",
+        type=int,
+        default=EVAL_EPISODES,
+        help="episodes of each run's final deterministic evaluation (the run's own evaluation seeds; default 10, the "
+        "targets' protocol; 100 tells a policy's expected return from its start states' luck)",
+    )
+    parser.add_argument(
         "--reuse",
         action="store_true",
         help="keep a finished run whose directory was produced by the identical trpo command "
@@ -227,6 +244,10 @@ def main() -> None:
         help="sb3-contrib: sb3-contrib's TRPO with RL-Zoo's entry for each env, evaluated the same way",
     )
     args = parser.parse_args(argv)
+    if args.eval_episodes < 1:
+        parser.error(f"--eval-episodes must be >= 1 (got {args.eval_episodes})")
+    if "--eval-episodes" in extra:
+        parser.error("give --eval-episodes before `--` (the suite passes it to every run)")
     if args.library == SB3:
         from throughput import ZOO
 
@@ -239,7 +260,11 @@ def main() -> None:
             )
     require(__file__, ["sb3_contrib"] if args.library == SB3 else [], env_ids=args.envs)
 
-    jobs = [job(e, seed, args.steps, args.out, extra, args.library) for e in args.envs for seed in args.seeds]
+    jobs = [
+        job(e, seed, args.steps, args.out, extra, args.library, args.eval_episodes)
+        for e in args.envs
+        for seed in args.seeds
+    ]
     train_all(jobs, args.workers, args.reuse)
 
     import gymnasium
@@ -250,8 +275,8 @@ def main() -> None:
     lines = [
         f"`{command}` (gymnasium {gymnasium.__version__})",
         "",
-        "| env | budget | seeds | final deterministic return (10 episodes) | last 100 training episodes "
-        "| per seed (final) |",
+        f"| env | budget | seeds | final deterministic return ({args.eval_episodes} episodes) "
+        "| last 100 training episodes | per seed (final) |",
         "|---|---|---|---|---|---|",
     ]
     with open(args.out / "results.csv", "w", newline="") as f:

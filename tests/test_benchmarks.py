@@ -17,19 +17,22 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_returns_suite_on_a_tiny_budget(tmp_path: Path) -> None:
     command = [
         sys.executable, str(ROOT / "benchmarks" / "returns.py"), "--envs", "CartPole-v1", "--seeds", "0", "1",
-        "--steps", "2048", "--out", str(tmp_path), "--", "--checkpoint-every", "0", "--n-envs", "4",
+        "--steps", "2048", "--out", str(tmp_path), "--eval-episodes", "3",
+        "--", "--checkpoint-every", "0", "--n-envs", "4",
         "--sampler", "sync",  # the suite's mechanics, not the preset's worker process (its start-up is slow)
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     table = (tmp_path / "results.md").read_text()
     assert "| CartPole-v1 | 2,048 | 2 |" in table and "--n-envs 4" in table
+    assert "final deterministic return (3 episodes)" in table
     with open(tmp_path / "results.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [r["seed"] for r in rows] == ["0", "1"]
     for row in rows:  # the table reports what each run measured (its summary.json), not something else
         summary = json.loads((tmp_path / "CartPole-v1" / f"seed-{row['seed']}" / "summary.json").read_text())
         assert float(row["final_return"]) == pytest.approx(summary["mean_return"])
+        assert summary["eval_episodes"] == 3
     # two seeds, two runs (a deterministic CartPole evaluation can reach 500 on both, so compare training returns)
     assert rows[0]["last100_return"] != rows[1]["last100_return"]
     png = (tmp_path / "CartPole-v1.png").read_bytes()
