@@ -78,21 +78,20 @@ def test_cli_flags_and_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFix
     assert err.startswith("error: activation 'softmax' is not an element-wise") and err.count("\n") == 1
 
 
+def progress_rows(run_dir: Path) -> list[dict[str, str]]:
+    with open(run_dir / "progress.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
 def test_linear_critic_learning_rate_schedule(tmp_path: Path) -> None:
     config = SMALL.replace(vf_lr=1e-3, vf_lr_schedule="linear")
     agent = TRPO("CartPole-v1", config, seed=0).learn(512, run_dir=tmp_path)
-    with open(tmp_path / "progress.csv", newline="") as f:
-        lrs = [float(r["train/vf_lr"]) for r in csv.DictReader(f)]
+    lrs = [float(r["train/vf_lr"]) for r in progress_rows(tmp_path)]
     assert lrs == pytest.approx([1e-3, 0.75e-3, 0.5e-3, 0.25e-3])  # 1 - steps before the update / 512
     assert agent.critic_optimizer.param_groups[0]["lr"] == pytest.approx(0.25e-3)
     constant = TRPO("CartPole-v1", SMALL, seed=0)
     constant.learn(128)
     assert constant.critic_optimizer.param_groups[0]["lr"] == 1e-3
-
-
-def progress_rows(run_dir: Path) -> list[dict[str, str]]:
-    with open(run_dir / "progress.csv", newline="") as f:
-        return list(csv.DictReader(f))
 
 
 @pytest.mark.parametrize("algo", ["trpo", "ppo"])
