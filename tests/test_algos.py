@@ -3,6 +3,7 @@ exact resume of PPO (with its Adam state), periodic evaluation, and a CartPole l
 
 from __future__ import annotations
 
+import csv
 import math
 from pathlib import Path
 
@@ -51,6 +52,41 @@ def test_npg_step_lands_on_the_kl_boundary_to_second_order() -> None:
         errors.append(abs(diagnostics["train/kl_over_delta"] - 1))
     assert errors[0] > errors[1] > errors[2]
     assert errors[2] < 0.05
+
+
+def _progress(run_dir: Path) -> list[dict[str, float]]:
+    with open(run_dir / "progress.csv", newline="") as f:
+        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
+
+
+@pytest.mark.parametrize("algo", ["npg", "trpo"])
+def test_linear_trust_region_schedule(tmp_path: Path, algo: str) -> None:
+    """delta falls from max_kl over learn()'s steps and is the delta the step uses: the first update (delta =
+    max_kl) matches a constant-delta run's; the second sees the same batch, so NPG's step shrinks by exactly
+    sqrt(0.75); TRPO's accepted KL stays within each update's own delta."""
+    config = TRPOConfig(algo=algo, n_envs=2, n_steps=64, max_kl=0.02, eval_episodes=0, checkpoint_every=0)
+    for schedule in ("linear", "constant"):
+        make_agent("CartPole-v1", config.replace(max_kl_schedule=schedule), seed=0).learn(
+            512, run_dir=tmp_path / schedule
+        )
+    linear, constant = _progress(tmp_path / "linear"), _progress(tmp_path / "constant")
+    assert [r["train/max_kl"] for r in linear] == pytest.approx([0.02, 0.015, 0.01, 0.005])
+    assert "train/max_kl" not in constant[0]
+    assert linear[0]["train/kl"] == constant[0]["train/kl"]
+    for row in linear:
+        assert row["train/kl_over_delta"] == pytest.approx(row["train/kl"] / row["train/max_kl"])
+    if algo == "npg":
+        assert linear[1]["train/step_norm"] / constant[1]["train/step_norm"] == pytest.approx(math.sqrt(0.75))
+    else:
+        assert all(r["train/kl"] <= r["train/max_kl"] for r in linear)
+        assert any(r["train/line_search_success"] == 1 for r in linear[1:])
+
+
+def test_trust_region_schedule_is_refused_where_it_means_nothing() -> None:
+    with pytest.raises(ConfigError, match="max_kl_schedule"):
+        TRPOConfig(max_kl_schedule="cosine").validate()  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="max_kl_schedule is read only by"):
+        TRPOConfig(algo="ppo", max_kl_schedule="linear").validate()
 
 
 def test_ppo_update_keeps_clip_fraction_and_reports_real_kl() -> None:

@@ -153,6 +153,15 @@ def test_kl_spike_fires_on_a_rare_extreme_observation() -> None:
     assert fired(agent) == ["kl_spike"]
 
 
+def test_kl_spike_measures_against_each_updates_own_delta() -> None:
+    """Under max_kl_schedule=linear the limit is alarm_kl_spike times the update's delta (train/max_kl)."""
+    spike = next(alarm for alarm in ALARMS if alarm.name == "kl_spike")
+    config = TRPOConfig(max_kl=0.02, alarm_kl_spike=500.0)
+    row = {"train/line_search_success": 1.0, "train/kl_max": 5.0}  # 500 x 0.01: within 500 x 0.02
+    assert not spike.holds(row, config)
+    assert spike.holds({**row, "train/max_kl": 0.005}, config)  # above 500 x 0.005
+
+
 def test_cg_stall_fires_when_cg_cannot_converge() -> None:
     """One CG iteration without damping leaves most of the residual; the default 10 iterations do not."""
     config = TRPOConfig(**FAST, cg_iters=1, cg_damping=0.0, alarm_cg_residual=0.2, alarm_cg_updates=3)

@@ -109,7 +109,7 @@ class CPO(TrustRegionLearner):
         self.infeasible_updates = 0
 
     def policy_step(self, b: PolicyBatch) -> CPOStepStats:
-        cfg, dist = self.config, self.dist
+        cfg, dist, delta = self.config, self.dist, self.trust_region()
         if b.cost_adv is None:
             raise ValueError("CPO's policy step needs the batch's cost advantages (PolicyBatch.cost_adv)")
         obs, p_k, horizon = b.obs, b.p_k, b.horizon
@@ -129,7 +129,7 @@ class CPO(TrustRegionLearner):
         cg_b = conjugate_gradient(fvp, b_cost, cfg.cg_iters, cfg.cg_tol)
         c = b.ep_cost - cfg.cost_limit
         nonfinite = not (cg_g.finite and cg_b.finite and bool(torch.isfinite(g).all() & torch.isfinite(b_cost).all()))
-        step = cpo_step(g, b_cost, cg_g.x, cg_b.x, c, cfg.max_kl)
+        step = cpo_step(g, b_cost, cg_g.x, cg_b.x, c, delta)
         if step.case is CPOCase.REJECTED:
             self.last_rejection = f"CPO step rejected: {step.reason}"
         if step.case is CPOCase.INFEASIBLE:
@@ -146,7 +146,7 @@ class CPO(TrustRegionLearner):
                 float(kl.max()),
             )
 
-        search = cpo_line_search(evaluate, theta_k, step, c, cfg.max_kl, cfg.backtrack_coef, cfg.backtrack_iters)
+        search = cpo_line_search(evaluate, theta_k, step, c, delta, cfg.backtrack_coef, cfg.backtrack_iters)
         if search.theta is not None:
             self.set_actor_params(search.theta)
         elif step.case is not CPOCase.REJECTED:
@@ -175,7 +175,7 @@ class CPO(TrustRegionLearner):
         nonfinite: bool,
         step_norm: float,
     ) -> CPOStepStats:
-        delta = self.config.max_kl
+        delta = self.trust_region()
         kl, kl_max, gain, cost_change = (
             (accepted.kl, accepted.kl_max, accepted.reward_gain, accepted.cost_change) if accepted else (0.0,) * 4
         )

@@ -519,6 +519,8 @@ class Learner:
             diagnostics["train/vf_lr"] = vf_lr
         if cfg.ent_coef_schedule != "constant":
             diagnostics["train/ent_coef"] = self.entropy_coefficient()
+        if cfg.max_kl_schedule != "constant":
+            diagnostics["train/max_kl"] = self.trust_region()
         if self.actor.gaussian:
             diagnostics["train/policy_std"] = float(p_new[:, self.dist.param_dim // 2 :].exp().mean())
         return diagnostics
@@ -538,6 +540,16 @@ class Learner:
         if cfg.ent_coef_schedule == "linear":
             return linear_schedule(cfg.ent_coef, self.num_steps, self.schedule_until)
         return cfg.ent_coef
+
+    def trust_region(self) -> float:
+        """This update's trust-region size delta (TRPO, NPG, CPO; PPO has none): max_kl, or with the linear
+        schedule max_kl * (1 - steps taken / steps learn() trains up to), never below the last update's
+        max_kl * batch / steps (an update made after learn() keeps a positive delta)."""
+        cfg = self.config
+        if cfg.max_kl_schedule == "linear":
+            last = cfg.max_kl * min(1.0, cfg.n_envs * cfg.n_steps / max(1, self.schedule_until))
+            return max(linear_schedule(cfg.max_kl, self.num_steps, self.schedule_until), last)
+        return cfg.max_kl
 
     def _critic_learning_rate(self) -> float:
         """Set and return the critic's Adam learning rate for this update: vf_lr, or with the linear

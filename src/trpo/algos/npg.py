@@ -145,7 +145,7 @@ class NPG(TrustRegionLearner):
 
     def policy_step(self, b: PolicyBatch) -> NaturalStepStats:
         """theta <- theta_k + s, s the full step; logs the step's real mean/max KL and surrogate gain."""
-        delta = self.config.max_kl
+        delta = self.trust_region()
         ng = self.natural_gradient(b)
         s = ng.full.step
         if s is None:
@@ -183,7 +183,7 @@ class NPG(TrustRegionLearner):
         elif not cg.finite:
             full = FullStep(None, math.nan, "non-finite Fisher-vector product", nonfinite=True)
         else:
-            full = kl_boundary_step(cg.x, fvp(cg.x), cfg.max_kl)
+            full = kl_boundary_step(cg.x, fvp(cg.x), self.trust_region())
         if full.nonfinite:
             self.last_rejection = full.reason
 

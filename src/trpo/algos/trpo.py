@@ -43,21 +43,21 @@ class TRPO(NPG):
         g = grad L(theta_k);  x = CG(F, g);  s = sqrt(2 delta / x^T F x) x
         theta = theta_k + beta^j s for the first j with KL(pi_k || pi_theta) <= delta and L gain > 0
         """
-        cfg = self.config
+        cfg, delta = self.config, self.trust_region()
         ng = self.natural_gradient(b)  # g, x = CG(F, g), s
         if ng.full.step is None:
-            return _stats(NaturalStepStats.of(ng, cfg.max_kl, None, math.nan), 0, 0.0, False)
+            return _stats(NaturalStepStats.of(ng, delta, None, math.nan), 0, 0.0, False)
         search = backtracking_line_search(
-            ng.evaluate, ng.theta_k, ng.full.step, cfg.max_kl, cfg.backtrack_coef, cfg.backtrack_iters
+            ng.evaluate, ng.theta_k, ng.full.step, delta, cfg.backtrack_coef, cfg.backtrack_iters
         )
         if search.theta is None or search.candidate is None:  # keep pi_k
-            rejected = NaturalStepStats.of(ng, cfg.max_kl, None, float(ng.g @ ng.full.step))
+            rejected = NaturalStepStats.of(ng, delta, None, float(ng.g @ ng.full.step))
             return _stats(rejected, search.backtracks, 0.0, False)
         self.set_actor_params(search.theta)
         fraction = cfg.backtrack_coef**search.backtracks
         expected = float(ng.g @ ng.full.step) * fraction  # the linear model's g^T s for the accepted step
         step_norm = float(torch.linalg.vector_norm(search.theta - ng.theta_k))
-        accepted = NaturalStepStats.of(ng, cfg.max_kl, search.candidate, expected, step_norm)
+        accepted = NaturalStepStats.of(ng, delta, search.candidate, expected, step_norm)
         return _stats(accepted, search.backtracks, fraction, True)
 
 

@@ -105,6 +105,10 @@ class TRPOConfig:
     # --- trust region ---
     max_kl: float = knob(0.02, gt=0, algos=NATURAL, instead={"ppo": "clip_range or target_kl"}, typical="0.005 to 0.05")
     """Trust-region size delta: the largest mean KL(pi_old || pi_new) an accepted update may have."""
+    max_kl_schedule: Literal["constant", "linear"] = knob("constant", algos=NATURAL)
+    """'linear': delta falls from max_kl towards 0 over the steps learn() trains up to (large steps early,
+    small ones as the policy settles; logged as train/max_kl; every accepted update still has mean KL <= its
+    delta); 'constant': max_kl throughout."""
     cg_iters: int = knob(10, ge=1, algos=NATURAL, typical="10 to 25")
     """Maximum conjugate-gradient iterations for solving F x = g."""
     cg_damping: float = knob(0.1, ge=0, algos=NATURAL, typical="0.1")
@@ -279,7 +283,8 @@ class TRPOConfig:
 
     # --- health alarms (docs/health.md: one rule per failure mode) ---
     alarm_kl_spike: float = knob(500.0, gt=0)
-    """kl_spike fires when an accepted update's max per-state KL exceeds alarm_kl_spike * max_kl."""
+    """kl_spike fires when an accepted update's max per-state KL exceeds alarm_kl_spike * max_kl (that update's
+    delta under max_kl_schedule)."""
     alarm_cg_residual: float = knob(1.0, gt=0)
     """cg_stall: CG's final relative residual ||g - (F + cI) x|| / ||g|| above this ..."""
     alarm_cg_updates: int = knob(10, ge=1)

@@ -72,7 +72,8 @@ ALARMS: tuple[Alarm, ...] = (
         "an accepted update moved the policy far more at some state than the mean KL shows",
         "normalise observations (normalize_obs), lower max_kl, or look for rare extreme observations",
         lambda row, cfg: (
-            row.get("train/line_search_success", 1.0) == 1 and _gt(row, "train/kl_max", cfg.alarm_kl_spike * cfg.max_kl)
+            row.get("train/line_search_success", 1.0) == 1
+            and _gt(row, "train/kl_max", cfg.alarm_kl_spike * row.get("train/max_kl", cfg.max_kl))
         ),
     ),
     Alarm(

@@ -308,7 +308,9 @@ def plot_diagnostics(run: Run, out: Path) -> None:
         for key in keys:
             if key in run.columns:
                 ax.plot(x, run.columns[key], label=key.split("/", 1)[1], linewidth=1)
-        if title.startswith("KL") and run.max_kl is not None:
+        if title.startswith("KL") and "train/max_kl" in run.columns:  # a delta schedule
+            ax.plot(x, run.columns["train/max_kl"], color="black", linestyle="--", linewidth=1, label="max_kl (delta)")
+        elif title.startswith("KL") and run.max_kl is not None:
             ax.axhline(run.max_kl, color="black", linestyle="--", linewidth=1, label="max_kl (delta)")
         if title.startswith("explained"):
             ax.axhline(0, color="black", linewidth=0.8)
