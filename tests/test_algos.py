@@ -3,13 +3,13 @@ exact resume of PPO (with its Adam state), periodic evaluation, and a CartPole l
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 
 import pytest
 import torch
 
+from test_networks import progress_rows
 from test_resume import assert_identical, snapshot
 from trpo import NPG, PPO, TRPO, Learner, TRPOConfig, evaluate, load, make_agent
 from trpo.algos.ppo import approx_kl, clip_fraction, clipped_surrogate
@@ -55,8 +55,7 @@ def test_npg_step_lands_on_the_kl_boundary_to_second_order() -> None:
 
 
 def _progress(run_dir: Path) -> list[dict[str, float]]:
-    with open(run_dir / "progress.csv", newline="") as f:
-        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
+    return [{k: float(v) for k, v in row.items() if v != ""} for row in progress_rows(run_dir)]
 
 
 @pytest.mark.parametrize("algo", ["npg", "trpo"])
