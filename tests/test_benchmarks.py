@@ -91,6 +91,7 @@ def test_every_benchmark_checks_its_optional_dependencies_first(
         "check_claims.py",  # no optional dependency: parsing only
         "same_result.py",  # no optional dependency: CartPole-v1 and Pendulum-v1 are classic control
         "cnn_speed.py",  # no optional dependency: a stand-in environment of random frames
+        "pendulum_spin.py",  # no optional dependency: Pendulum-v1 is classic control
     }  # fmt: skip  # a new script joins this list
     env = fake_missing(tmp_path, "sb3_contrib", "mujoco", "ray", "hypothesis")
     command = [sys.executable, str(ROOT / "benchmarks" / argv[0]), *argv[1:]]
