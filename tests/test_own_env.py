@@ -20,7 +20,7 @@ import yaml
 import trpo
 from trpo import TRPO, TRPOConfig, evaluate, load
 from trpo.errors import ConfigError, EnvContractError, UserError
-from trpo.sampling.env_spec import EnvSpec, WrapperSpec, parse_wrapper
+from trpo.sampling.env_spec import EnvSpec, WrapperSpec, parse_wrapper, preset_env_spec
 
 SRC = str(Path(trpo.__file__).resolve().parents[1])  # this checkout's code, for subprocesses in any cwd
 TINY = ["--n-envs", "1", "--n-steps", "64", "--total-steps", "64", "--eval-episodes", "1", "--quiet"]
@@ -427,3 +427,71 @@ def test_tune_trains_every_trial_on_the_env_spec(modules: Path, tmp_path: Path) 
 def test_env_kwargs_that_cannot_be_saved_are_refused() -> None:
     with pytest.raises(UserError, match="must be plain data"):
         TRPO("Pendulum-v1", env_kwargs={"g": np.array([9.0])})
+
+
+# ------------------------------------------------------------------------- a preset's environment entries
+
+PRESET_ENV = {"Pendulum-v1": {"env_kwargs": {"g": 5.0}, "max_kl": 0.03}}
+
+
+@pytest.fixture
+def preset_with_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pendulum-v1's preset holds env kwargs (g 5.0) besides a config field."""
+    import trpo.config.presets as presets
+
+    monkeypatch.setattr(presets, "_all_presets", lambda: {"trpo": PRESET_ENV})
+
+
+@pytest.mark.usefixtures("preset_with_env")
+def test_a_preset_env_kwargs_go_under_the_users_in_the_api() -> None:
+    agent = TRPO("Pendulum-v1", seed=0)
+    try:
+        assert agent.config.max_kl == 0.03  # env_kwargs is not a config field
+        assert agent.env_spec is not None and dict(agent.env_spec.kwargs) == {"g": 5.0}
+        env = agent.env_fn()
+        assert env.unwrapped.g == 5.0  # type: ignore[attr-defined]
+        env.close()
+    finally:
+        agent.close()
+    given = TRPO("Pendulum-v1", env_kwargs={"g": 7.0})  # a key the user gives wins
+    assert given.env_spec is not None and dict(given.env_spec.kwargs) == {"g": 7.0}
+    given.close()
+    assert dict(preset_env_spec("Pendulum-v1", {"render_mode": "rgb_array"}).kwargs) == {
+        "g": 5.0,
+        "render_mode": "rgb_array",
+    }
+    explicit = TRPO("Pendulum-v1", TRPOConfig())  # an explicit config: no preset, no preset kwargs
+    assert explicit.env_spec is not None and dict(explicit.env_spec.kwargs) == {}
+    explicit.close()
+
+
+@pytest.mark.usefixtures("preset_with_env")
+def test_a_preset_env_kwargs_go_under_the_command_lines(tmp_path: Path) -> None:
+    from trpo.cli.train import _parse_train
+
+    def kwargs(*argv: str) -> dict[str, Any]:
+        _, _, spec = _parse_train(["Pendulum-v1", *argv])
+        assert spec is not None
+        return dict(spec.kwargs)
+
+    assert kwargs() == {"g": 5.0}
+    assert kwargs("--env-kwargs", "{max_speed: 6.0}") == {"g": 5.0, "max_speed": 6.0}
+    assert kwargs("--env-kwargs", "{g: 7.0}") == {"g": 7.0}
+    assert kwargs("--no-preset") == {}
+    file = tmp_path / "c.yaml"
+    file.write_text("env_kwargs: {max_speed: 6.0}\n")
+    assert kwargs("--config", str(file)) == {"max_speed": 6.0}  # the file's env_kwargs replace the preset's
+
+
+def test_a_preset_wrappers_apply_in_the_api_as_on_the_command_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    import trpo.config.presets as presets
+
+    entry = {"env_wrappers": [{"gymnasium.wrappers:TimeLimit": {"max_episode_steps": 7}}]}
+    monkeypatch.setattr(presets, "_all_presets", lambda: {"trpo": {"Pendulum-v1": entry}})
+    agent = TRPO("Pendulum-v1", seed=0)
+    try:
+        assert agent.env_spec is not None
+        assert agent.env_spec.wrappers == (WrapperSpec("gymnasium.wrappers:TimeLimit", {"max_episode_steps": 7}),)
+        assert evaluate(agent, episodes=1)["mean_length"] == 7
+    finally:
+        agent.close()

@@ -49,7 +49,7 @@ from trpo.run.interrupts import GracefulStop
 from trpo.run.progress import RunLogger
 from trpo.run.resources import check_fits
 from trpo.run.run_dir import RunDir
-from trpo.sampling.env_spec import EnvSpec
+from trpo.sampling.env_spec import EnvSpec, preset_env_spec
 from trpo.sampling.envs import (
     EnvFactory,
     EnvLike,
@@ -150,14 +150,19 @@ class Learner:
         `trpo eval`/`record`/`train --resume` rebuild it.
 
         Without `config`, an env id with a preset gets that preset for this algorithm (as `trpo train
-        ENV_ID` does; `self.preset` names it), anything else TRPOConfig's defaults.
+        ENV_ID` does; `self.preset` names it) and the preset's wrappers and env kwargs (`env_kwargs` on top: a
+        key given wins), anything else TRPOConfig's defaults.
 
         `actor_net` / `critic_net`: custom torch modules in place of the MLPs. The actor's maps normalised
         observations [N, obs_dim] to the action distribution's mean (Box; the log-std stays a learned
         state-independent parameter) or logits [N, n]; the critic's maps them to values [N] or [N, 1].
         Checkpoints hold their weights; `load(path, actor_net=..., critic_net=...)` takes the same modules."""
         if config is None:
-            config, self.preset = preset_config(env if isinstance(env, str) else None, algo=self.algo)
+            config, self.preset = preset_config(
+                EnvSpec(env).registered_id if isinstance(env, str) else None, algo=self.algo
+            )
+            if isinstance(env, str):  # with the preset's environment entries too, as `trpo train ENV_ID`
+                env, env_kwargs = preset_env_spec(env, env_kwargs), None
         if seed is not None:
             config = config.replace(seed=seed)
         if config.algo != self.algo:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import tyro
 
 from trpo.cli.parsing import parse, with_env_flags
-from trpo.config.presets import preset_config, preset_wrappers
+from trpo.config.presets import preset_config
 from trpo.config.schema import TRPOConfig, load_yaml_config, load_yaml_env, save_yaml_config
 from trpo.errors import UserError
 from trpo.files import atomic_write_text
@@ -21,7 +21,7 @@ from trpo.run.callbacks import Callback, SaveBest
 from trpo.run.checkpoint import resolve_checkpoint_dir
 from trpo.run.resources import check_fits
 from trpo.run.run_dir import RunDir
-from trpo.sampling.env_spec import EnvFlags, EnvSpec, cli_spec, spec_from_data
+from trpo.sampling.env_spec import EnvFlags, EnvSpec, command_spec
 
 if TYPE_CHECKING:
     from trpo.algos.learner import Learner
@@ -112,10 +112,10 @@ def _parse_train(argv: list[str]) -> tuple[TrainArgs, str | None, EnvSpec | None
         base = load_yaml_config(first.config, base=base)
     default = dataclasses.replace(first, hp=base, wrapper=())  # --wrapper appends to the default
     args = parse(TrainArgs, argv, "trpo train", default=default)
-    if first.preset and first.zoo is None and "env_wrappers" not in file_env and not args.wrapper:
-        file_env = {**file_env, "env_wrappers": preset_wrappers(EnvSpec(str(env_id)).registered_id)}
-    recorded = spec_from_data({**file_env, "env_id": env_id}, str(first.config))
-    return args, preset, cli_spec(None, args.env_kwargs, args.wrapper, recorded)
+    spec = command_spec(
+        str(env_id), first.config, args.env_kwargs, args.wrapper, preset=first.preset and first.zoo is None
+    )
+    return args, preset, spec
 
 
 def _zoo_config(path: Path, env_id: str, algo: str) -> tuple[TRPOConfig, str]:

@@ -16,13 +16,16 @@ from typing import Any
 
 import yaml
 
-from trpo.config.schema import FIELD_NAMES, TRPOConfig, config_from_dict, reads
+from trpo.config.schema import ENV_KEYS, FIELD_NAMES, TRPOConfig, config_from_dict, reads
 
 ALGORITHMS_KEY = "algorithms"
 SHARES_PRESETS = {"npg": "trpo", "cpo": "trpo", "trpo-lag": "trpo"}
 WRAPPERS_KEY = "env_wrappers"
 """An entry's default wrappers (e.g. Atari preprocessing and frame stacking): `trpo train ENV_ID` applies
 them when the user gives no --wrapper, and records them in config.yaml like any wrapper."""
+ENV_KWARGS_KEY = "env_kwargs"
+"""An entry's default `gymnasium.make` kwargs (e.g. which terms the observation holds): `trpo train ENV_ID`
+and `TRPO(ENV_ID)` pass them under the user's own (a key the user gives wins) and record them in config.yaml."""
 
 
 @cache
@@ -49,6 +52,15 @@ def preset_wrappers(env_id: str | None) -> list[Any]:
     return []
 
 
+def preset_env_kwargs(env_id: str | None) -> dict[str, Any]:
+    """The default `gymnasium.make` kwargs of `env_id`'s preset (any algorithm's entry, as the wrappers); {} without."""
+    for entries in _all_presets().values():
+        kwargs = entries.get(env_id or "", {}).get(ENV_KWARGS_KEY)
+        if kwargs:
+            return dict(kwargs)
+    return {}
+
+
 def preset_names(algo: str = "trpo") -> list[str]:
     """Environments with a preset for `algo` (its own or a shared one)."""
     presets = _all_presets()
@@ -67,12 +79,12 @@ def preset_config(
     presets = _all_presets()
     own = presets.get(algo, {}).get(env_id or "")
     if own is not None:
-        own = {k: v for k, v in own.items() if k != WRAPPERS_KEY}
+        own = {k: v for k, v in own.items() if k not in ENV_KEYS}
         name = env_id if algo == "trpo" else f"{env_id} ({algo})"
         return config_from_dict(own, base=base, source=f"preset {name}"), name
     shared = presets.get(SHARES_PRESETS.get(algo, ""), {}).get(env_id or "")
     if shared is None:
         return base, None
     name = f"{env_id} ({SHARES_PRESETS[algo]}'s, shared by {algo})"
-    read = {k: v for k, v in shared.items() if k != WRAPPERS_KEY and (k not in FIELD_NAMES or reads(algo, k))}
+    read = {k: v for k, v in shared.items() if k not in ENV_KEYS and (k not in FIELD_NAMES or reads(algo, k))}
     return config_from_dict(read, base=base, source=f"preset {env_id}"), name

@@ -189,16 +189,40 @@ def cli_spec(env: str | None, env_kwargs: str | None, wrappers: Sequence[str], b
     )
 
 
-def command_spec(env_id: str, config: Path | None, env_kwargs: str | None, wrappers: Sequence[str]) -> EnvSpec:
+def command_spec(
+    env_id: str, config: Path | None, env_kwargs: str | None, wrappers: Sequence[str], preset: bool = False
+) -> EnvSpec:
     """The env spec of a command's ENV_ID, its --config file's env_kwargs/env_wrappers, then its
-    --env-kwargs/--wrapper flags (which replace the file's)."""
+    --env-kwargs/--wrapper flags (which replace the file's). With `preset`, ENV_ID's preset fills in what
+    the file leaves out: its wrappers unless a --wrapper is given, its kwargs under --env-kwargs (a key given
+    wins)."""
+    from trpo.config.presets import preset_env_kwargs, preset_wrappers
     from trpo.config.schema import load_yaml_env
 
     file_env = load_yaml_env(config) if config is not None else {}
+    preset_kwargs: dict[str, Any] = {}
+    if preset:
+        registered = EnvSpec(env_id).registered_id
+        if "env_wrappers" not in file_env and not wrappers:
+            file_env = {**file_env, "env_wrappers": preset_wrappers(registered)}
+        if "env_kwargs" not in file_env:  # a config file's env_kwargs replace the preset's
+            preset_kwargs = preset_env_kwargs(registered)
     recorded = spec_from_data({**file_env, "env_id": env_id}, str(config))
     spec = cli_spec(None, env_kwargs, wrappers, recorded)
     assert spec is not None
-    return spec
+    return dataclasses.replace(spec, kwargs={**preset_kwargs, **spec.kwargs}) if preset_kwargs else spec
+
+
+def preset_env_spec(env_id: str, env_kwargs: Mapping[str, Any] | None = None) -> EnvSpec:
+    """`env_id` with its preset's environment entries, as `trpo train ENV_ID` makes it (`TRPO(ENV_ID)` with
+    no config): the preset's wrappers, and its `gymnasium.make` kwargs with `env_kwargs` on top."""
+    from trpo.config.presets import preset_env_kwargs, preset_wrappers
+
+    registered = EnvSpec(env_id).registered_id
+    kwargs = {**preset_env_kwargs(registered), **check_kwargs(env_kwargs or {}, "env_kwargs")}
+    return EnvSpec(
+        env_id, kwargs, wrappers_from_data(preset_wrappers(registered), f"preset {registered}: env_wrappers")
+    )
 
 
 # ---------------------------------------------------------------------------------------------- imports

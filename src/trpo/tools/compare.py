@@ -260,8 +260,9 @@ def flags(config: TRPOConfig) -> list[str]:
 
 
 def compare_spec(args: CompareArgs) -> EnvSpec:
-    """The environment of every run: ENV_ID, the --config file's env_kwargs/env_wrappers, then the flags."""
-    return command_spec(args.env_id, args.config, args.env_kwargs, args.wrapper)
+    """The environment of every run: ENV_ID with its preset's wrappers and kwargs, the --config file's
+    env_kwargs/env_wrappers, then the flags (as `trpo train ENV_ID` makes it)."""
+    return command_spec(args.env_id, args.config, args.env_kwargs, args.wrapper, preset=True)
 
 
 def is_complete(job: Job, spec: EnvSpec | None = None) -> bool:

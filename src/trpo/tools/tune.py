@@ -173,7 +173,9 @@ def objective(args: TuneArgs, trial: optuna.Trial) -> float:
 
     config = trial_config(trial, base_config(args), search_space(args.params), args.seed + trial.number)
     pruner = PruneOnEvaluation(trial, enabled=args.pruning)
-    agent = make_agent(command_spec(args.env_id, args.config, args.env_kwargs, args.wrapper), config)
+    agent = make_agent(
+        command_spec(args.env_id, args.config, args.env_kwargs, args.wrapper, preset=args.preset), config
+    )
     try:
         agent.learn(callback=pruner)
     finally:
@@ -296,7 +298,7 @@ def train_command_of(args: TuneArgs) -> str:
     flags = [] if args.preset else ["--no-preset"]
     if args.config is not None:
         flags += ["--config", str(args.config)]
-    env = command_spec(args.env_id, args.config, args.env_kwargs, args.wrapper).flags()
+    env = command_spec(args.env_id, args.config, args.env_kwargs, args.wrapper, preset=args.preset).flags()
     return shlex.join(["trpo", "train", args.env_id, *env, *flags, "--config", str(args.out / "best.yaml")])
 
 
