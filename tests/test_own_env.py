@@ -122,7 +122,7 @@ def one_error_line(result: subprocess.CompletedProcess[str], *fragments: str) ->
     """The single line of a user error (exit 2, no traceback); lines before `error:` are the run's own output."""
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert "Traceback" not in result.stderr and "Warn" not in result.stderr, result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("algo:")]
+    errors = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith(("algo:", "env:"))]
     assert len(errors) == 1 and errors[0].startswith("error: "), result.stderr
     for fragment in fragments:
         assert fragment in errors[0], errors[0]
@@ -143,6 +143,9 @@ def test_custom_module_with_kwargs_and_wrapper_trains_and_evaluates(modules: Pat
                  "--run-dir", run_dir, *TINY, pythonpath=[modules])  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert summary_return(run_dir) == 21.0  # 7 steps (the wrapper) of reward 3 (the kwarg)
+    assert "env: trpo_test_envs:Steady-v0 --env-kwargs '{\"scale\": 3}' --wrapper 'gymnasium.wrappers:TimeLimit=" in (
+        result.stderr
+    )
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     expected = {
         "env_id": "trpo_test_envs:Steady-v0",

@@ -268,6 +268,8 @@ def run(argv: list[str]) -> int:
                 RunDir(run_dir).clear()
             defaults = "none (TRPOConfig defaults)" if args.preset else "none (--no-preset: TRPOConfig defaults)"
             print(f"algo: {config.algo}; preset: {preset or defaults}", file=sys.stderr)
+            if spec.kwargs or spec.wrappers:  # the preset's, a config file's or the flags': what was made
+                print(f"env: {spec.describe()}", file=sys.stderr)
             header = f"trpo train {env_id} --config config.yaml"
             save_yaml_config(config, RunDir(run_dir).config, header=header, env=spec.to_data())
         return _train(args, agent, config, callbacks, run_dir, env_id)
