@@ -24,8 +24,9 @@ WRAPPERS_KEY = "env_wrappers"
 """An entry's default wrappers (e.g. Atari preprocessing and frame stacking): `trpo train ENV_ID` applies
 them when the user gives no --wrapper, and records them in config.yaml like any wrapper."""
 ENV_KWARGS_KEY = "env_kwargs"
-"""An entry's default `gymnasium.make` kwargs (e.g. which terms the observation holds): `trpo train ENV_ID`
-and `TRPO(ENV_ID)` pass them under the user's own (a key the user gives wins) and record them in config.yaml."""
+"""An entry's default `gymnasium.make` kwargs (e.g. which terms the observation holds): `trpo train ENV_ID`,
+`trpo compare`, `trpo tune` and `TRPO(ENV_ID)` pass them under the user's own (a key the user gives wins);
+config.yaml records them."""
 
 
 @cache
