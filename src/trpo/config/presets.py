@@ -44,22 +44,23 @@ def _all_presets() -> dict[str, dict[str, dict[str, Any]]]:
     return by_algo
 
 
+def _env_entry(env_id: str | None, key: str) -> Any:
+    """`key` (an environment entry) of `env_id`'s preset, any algorithm's entry; None without."""
+    for entries in _all_presets().values():
+        value = entries.get(env_id or "", {}).get(key)
+        if value:
+            return value
+    return None
+
+
 def preset_wrappers(env_id: str | None) -> list[Any]:
     """The default wrappers of `env_id`'s preset (any algorithm's entry), as YAML data; [] without."""
-    for entries in _all_presets().values():
-        wrappers = entries.get(env_id or "", {}).get(WRAPPERS_KEY)
-        if wrappers:
-            return list(wrappers)
-    return []
+    return list(_env_entry(env_id, WRAPPERS_KEY) or [])
 
 
 def preset_env_kwargs(env_id: str | None) -> dict[str, Any]:
-    """The default `gymnasium.make` kwargs of `env_id`'s preset (any algorithm's entry, as the wrappers); {} without."""
-    for entries in _all_presets().values():
-        kwargs = entries.get(env_id or "", {}).get(ENV_KWARGS_KEY)
-        if kwargs:
-            return dict(kwargs)
-    return {}
+    """The default `gymnasium.make` kwargs of `env_id`'s preset (any algorithm's entry); {} without."""
+    return dict(_env_entry(env_id, ENV_KWARGS_KEY) or {})
 
 
 def preset_names(algo: str = "trpo") -> list[str]:
