@@ -119,3 +119,29 @@ def test_a_device_this_machine_lacks_is_refused_not_ignored(
     assert main(["train", "CartPole-v1", "--device", "cuda:0", "--run-dir", str(tmp_path / "r"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: device 'cuda:0'") and err.count("\n") == 1 and not (tmp_path / "r").exists()
+
+
+def test_closed_form_critic_head_in_training(monkeypatch: pytest.MonkeyPatch) -> None:
+    """vf_head_ridge > 0: after every update's Adam epochs the critic's last layer is the ridge fit on that batch
+    (its penalised gradient vanishes there); 0 leaves Adam alone; a custom critic network is refused."""
+    import trpo.algos.learner as learner_module
+    from trpo.core import value_fit
+
+    calls: list[float] = []
+
+    def checked_refit(critic: nn.Module, obs: torch.Tensor, returns: torch.Tensor, ridge: float) -> None:
+        value_fit.refit_head(critic, obs, returns, ridge)
+        head = critic.net[-1]
+        critic.zero_grad(set_to_none=True)
+        ((critic(obs) - returns).pow(2).mean() + ridge * head.weight.pow(2).sum()).backward()
+        calls.append(float(head.weight.grad.abs().max()))
+
+    monkeypatch.setattr(learner_module, "refit_head", checked_refit)
+    TRPO("Pendulum-v1", SMALL.replace(vf_head_ridge=1e-3), seed=0).learn(256)
+    assert len(calls) == 2 and max(calls) < 1e-5  # float32 critic
+    TRPO("Pendulum-v1", SMALL, seed=0).learn(128)
+    assert len(calls) == 2
+    with pytest.raises(ConfigError, match="vf_head_ridge refits the last layer of the built-in critic"):
+        TRPO("Pendulum-v1", SMALL.replace(vf_head_ridge=1e-3), critic_net=nn.Sequential(nn.Linear(3, 1)))
+    with pytest.raises(ConfigError, match="vf_head_ridge"):
+        SMALL.replace(vf_head_ridge=-1.0).validate()

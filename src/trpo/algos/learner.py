@@ -39,7 +39,7 @@ from trpo.core.networks import Critic, make_distribution
 from trpo.core.normalization import ObservationNormalizer, RewardScaler
 from trpo.core.seeding import rng_state, seed_everything, set_rng_state
 from trpo.core.trust_region import detached_params, unflatten
-from trpo.core.value_fit import explained_variance, fit_value, linear_schedule, value_loss
+from trpo.core.value_fit import explained_variance, fit_value, linear_schedule, refit_head, value_loss
 from trpo.errors import ConfigError, Interrupted, NonFiniteEnvError, TrainingStopped, UserError
 from trpo.run import checkpoint
 from trpo.run.callbacks import CallbackArg, as_callbacks
@@ -209,6 +209,11 @@ class Learner:
             raise ConfigError(
                 f"sampler={cfg.sampler} builds the actor in its workers from the config; a custom actor_net or "
                 "critic_net trains with sampler sync or async"
+            )
+        if critic_net is not None and cfg.vf_head_ridge > 0:
+            raise ConfigError(
+                "vf_head_ridge refits the last layer of the built-in critic; a custom critic_net has none trpo "
+                "can refit: set vf_head_ridge 0"
             )
         torch.set_num_threads(cfg.torch_threads)
         seed_everything(cfg.seed)
@@ -481,6 +486,8 @@ class Learner:
         vf_lr = self._critic_learning_rate()
         fit_value(self.critic, self.critic_optimizer, obs, batch.returns, cfg.vf_epochs, cfg.vf_minibatch_size,
                   self.generator)  # fmt: skip
+        if cfg.vf_head_ridge > 0:
+            refit_head(self.critic, obs, batch.returns, cfg.vf_head_ridge)
         if self.cost_critic is not None and self.cost_critic_optimizer is not None:
             assert batch.cost_returns is not None and batch.cost_values is not None
             for group in self.cost_critic_optimizer.param_groups:
@@ -488,6 +495,8 @@ class Learner:
             cost_loss_before = value_loss(self.cost_critic, obs, batch.cost_returns)
             fit_value(self.cost_critic, self.cost_critic_optimizer, obs, batch.cost_returns, cfg.vf_epochs,
                       cfg.vf_minibatch_size, self.generator)  # fmt: skip
+            if cfg.vf_head_ridge > 0:
+                refit_head(self.cost_critic, obs, batch.cost_returns, cfg.vf_head_ridge)
             diagnostics.update({
                 "train/cost_value_loss_before": cost_loss_before,
                 "train/cost_value_loss": value_loss(self.cost_critic, obs, batch.cost_returns),

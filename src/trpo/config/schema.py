@@ -210,6 +210,10 @@ class TRPOConfig:
     """Passes over the batch per update when fitting the value function."""
     vf_minibatch_size: int = knob(512, ge=1)
     """Minibatch size of the value-function fit."""
+    vf_head_ridge: float = knob(0.0, ge=0, typical="0 (off) or 1e-4 to 1e-2")
+    """> 0: after the Adam epochs, refit the critic's last layer in closed form (ridge regression of the returns
+    on the last hidden layer's features, this penalty on the weights, the bias free); 0: Adam alone. Needs the
+    built-in critic."""
 
     # --- networks ---
     hidden_sizes: tuple[int, ...] = knob((64, 64), ge=1, nonempty=True)

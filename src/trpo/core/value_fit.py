@@ -1,8 +1,10 @@
-"""The critic's regression on the returns: min_phi (1/N) sum (V_phi(s) - R)^2 by Adam on minibatches."""
+"""The critic's regression on the returns: min_phi (1/N) sum (V_phi(s) - R)^2 by Adam on minibatches, and
+optionally a closed-form refit of its last layer (ridge regression on the last hidden layer's features)."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -52,6 +54,50 @@ def fit_value(
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
             optimizer.step()
+
+
+@torch.no_grad()
+def ridge_head(features: Tensor, targets: Tensor, ridge: float) -> tuple[Tensor, Tensor]:
+    """The last layer's closed-form fit: argmin over w, b of (1/N) sum_i (phi_i . w + b - y_i)^2 + ridge ||w||^2.
+
+    The bias is not penalised, so centring removes it: w solves (Phi_c^T Phi_c / N + ridge I) w = Phi_c^T y_c / N
+    (Phi_c, y_c the centred features and targets; symmetric positive definite for ridge > 0, by Cholesky),
+    and b = mean(y) - mean(phi) . w. Computed in float64; returns (w [H], b []) in float64."""
+    x, y = features.double(), targets.double()
+    n = x.shape[0]
+    x_mean, y_mean = x.mean(0), y.mean()
+    xc, yc = x - x_mean, y - y_mean
+    gram = xc.t().mm(xc) / n + ridge * torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
+    rhs = xc.t().mv(yc) / n
+    w = torch.cholesky_solve(rhs.unsqueeze(-1), torch.linalg.cholesky(gram)).squeeze(-1)
+    return w, y_mean - x_mean.dot(w)
+
+
+def critic_head(critic: nn.Module) -> tuple[Callable[[Tensor], Tensor], nn.Linear] | None:
+    """The built-in critic's last layer and a function from observations to that layer's input features (the
+    encoder, then every layer of the MLP but the last); None for a custom critic network."""
+    net = getattr(critic, "net", None)
+    encode = getattr(critic, "encode", None)
+    if getattr(critic, "custom", True) or not isinstance(net, nn.Sequential) or encode is None:
+        return None
+    head = net[-1]
+    if type(head) is not nn.Linear or head.out_features != 1 or head.bias is None:
+        return None
+    body = net[:-1]
+    return (lambda obs: body(encode(obs))), head
+
+
+@torch.no_grad()
+def refit_head(critic: nn.Module, obs: Tensor, returns: Tensor, ridge: float) -> None:
+    """Replace the critic's last layer by its ridge-regression fit (`ridge_head`) on the batch, the other layers
+    as Adam left them: the last layer then minimises the squared error on this batch (plus the penalty) exactly."""
+    parts = critic_head(critic)
+    if parts is None:
+        raise ValueError("refit_head needs the built-in critic (an MLP ending in one linear output)")
+    features, head = parts
+    w, b = ridge_head(features(obs), returns, ridge)
+    head.weight.copy_(w.unsqueeze(0))
+    head.bias.copy_(b.reshape(1))
 
 
 MLPLayers = tuple[tuple[nn.Linear, ...], tuple[str, ...]]
