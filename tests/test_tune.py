@@ -14,7 +14,7 @@ from trpo import TRPO, TRPOConfig
 from trpo.cli.main import main
 
 optuna = require("optuna", "tune")
-from trpo.tools.tune import SEARCH_SPACE, PruneOnEvaluation, trial_config  # noqa: E402
+from trpo.tools.tune import SEARCH_SPACE, PruneOnEvaluation, TuneArgs, trial_config, trial_seeds  # noqa: E402
 
 TINY = ["--steps-per-trial", "512", "--eval-every", "1", "--eval-episodes", "1", "--params", "max_kl", "hidden_sizes"]
 
@@ -43,6 +43,34 @@ def test_a_study_runs_resumes_and_writes_a_config_train_reads(
     assert main(["train", "CartPole-v1", "--config", str(out / "best.yaml"), "--total-steps", "1024", "--quiet",
                  "--run-dir", str(run)]) == 0  # fmt: skip
     assert f"max_kl: {best['max_kl']}" in (run / "config.yaml").read_text()
+
+
+def test_several_seeds_per_trial_average_the_final_returns(tmp_path: Path) -> None:
+    """--seeds-per-trial 2: each trial trains two seeds (its own, never another trial's), the objective is the
+    mean of their final returns, and each seed's return is what `trpo train` gives for that seed and config."""
+    out = tmp_path / "tune"
+    assert main(["tune", "CartPole-v1", "--out", str(out), *TINY, "--trials", "2", "--seeds-per-trial", "2",
+                 "--no-pruning", "--seed", "5"]) == 0  # fmt: skip
+    rows = trials_of(out)
+    assert len(rows) == 2 and all(r["state"] == "COMPLETE" for r in rows)
+    args = TuneArgs(env_id="CartPole-v1", seeds_per_trial=2, seed=5)
+    assert trial_seeds(args, 0) == [5, 6] and trial_seeds(args, 1) == [7, 8]
+    for row in rows:
+        per_seed = [float(v) for v in row["seed_returns"].split()]
+        assert len(per_seed) == 2 and float(row["value"]) == pytest.approx(sum(per_seed) / 2, abs=0.01)
+    table = (out / "tune.md").read_text()
+    assert "512 steps each on 2 seeds" in table and "mean final return" in table
+    # trial 1's second seed (8), retrained by `trpo train` with the trial's values and the tune's evaluation
+    first = rows[1]
+    run = tmp_path / "again"
+    hidden = first["hidden_sizes"].split("x")
+    assert main(["train", "CartPole-v1", "--total-steps", "512", "--seed", "8", "--max-kl", first["max_kl"],
+                 "--hidden-sizes", *hidden, "--eval-episodes", "1", "--checkpoint-every", "0", "--quiet",
+                 "--run-dir", str(run)]) == 0  # fmt: skip
+    import json
+
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["mean_return"] == pytest.approx(float(first["seed_returns"].split()[1]), abs=0.01)
 
 
 def test_trial_configs_come_from_the_declared_ranges() -> None:
@@ -81,6 +109,7 @@ def test_pruning_stops_training_at_the_first_evaluation() -> None:
     [
         (["--params", "nope"], "not in the search space"),
         (["--trials", "0"], "--trials must be >= 1"),
+        (["--seeds-per-trial", "0"], "--seeds-per-trial must be >= 1"),
         (["--storage", "nosuchdb://x"], "--storage nosuchdb://x: cannot open the study"),
     ],
 )

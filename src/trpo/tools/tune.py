@@ -1,10 +1,13 @@
 """`trpo tune ENV_ID`: hyperparameter search with Optuna (TPE sampling, median pruning).
 
-Each trial trains one learner for `--steps-per-trial` steps with a configuration drawn from the search
-space (`SEARCH_SPACE`: the config fields worth tuning, each with its range) on top of the env's preset
-(or `--no-preset` defaults, then `--config`). It evaluates deterministically every `--eval-every`
-updates; a trial whose evaluation falls below the median of earlier trials at the same step is pruned.
-The objective is the final deterministic evaluation (`--eval-episodes` episodes, raw rewards).
+Each trial trains `--seeds-per-trial` learners (one per seed, one after another) for `--steps-per-trial`
+steps each with a configuration drawn from the search space (`SEARCH_SPACE`: the config fields worth
+tuning, each with its range) on top of the env's preset (or `--no-preset` defaults, then `--config`). It
+evaluates deterministically every `--eval-every` updates; a trial whose evaluation falls below the median
+of earlier trials at the same step is pruned (seed i's steps count from i * steps-per-trial, so each seed
+is compared with the same seed index of the other trials). The objective is the mean over the trial's
+seeds of the final deterministic evaluation (`--eval-episodes` episodes, raw rewards): one seed's return
+is a noisy objective, and the best of many one-seed trials is mostly the luckiest seed.
 
 The study lives in `--storage` (default: an SQLite file OUT/study.db), so `--workers K` processes share
 it and running the same command again continues the study. Written to OUT: best.yaml (the best
@@ -92,7 +95,9 @@ class TuneArgs:
     trials: int = 20
     """Trials to run in this invocation (added to those the study already holds)."""
     steps_per_trial: int = 100_000
-    """Environment steps each trial trains."""
+    """Environment steps each trial trains (per seed)."""
+    seeds_per_trial: int = 1
+    """Seeds each trial trains, one after another; the objective is the mean of their final returns."""
     workers: int = 1
     """Trials in parallel (processes sharing the study's storage)."""
     storage: str = ""
@@ -121,16 +126,18 @@ class TuneArgs:
 class PruneOnEvaluation(Callback):
     """Reports each periodic evaluation to the trial and stops training when Optuna prunes it."""
 
-    def __init__(self, trial: optuna.Trial, enabled: bool = True) -> None:
+    def __init__(self, trial: optuna.Trial, enabled: bool = True, step_offset: int = 0) -> None:
+        """`step_offset`: added to the learner's steps in each report (the trial's earlier seeds' steps)."""
         self.trial = trial
         self.enabled = enabled
+        self.step_offset = step_offset
         self.pruned = False
 
     def on_update(self, agent: Learner, stats: Mapping[str, float]) -> bool | None:
         value = stats.get(EVAL_RETURN, math.nan)
         if not math.isfinite(value):
             return None
-        self.trial.report(value, step=agent.num_steps)
+        self.trial.report(value, step=self.step_offset + agent.num_steps)
         if self.enabled and self.trial.should_prune():
             self.pruned = True
             return False
@@ -164,26 +171,36 @@ def trial_config(trial: optuna.Trial, base: TRPOConfig, space: Mapping[str, Rang
     return base.replace(**changes, seed=seed).validate()
 
 
+def trial_seeds(args: TuneArgs, trial_number: int) -> list[int]:
+    """The run seeds of one trial: seed + number * seeds-per-trial + i (a study's trials never share one)."""
+    first = args.seed + trial_number * args.seeds_per_trial
+    return list(range(first, first + args.seeds_per_trial))
+
+
 def objective(args: TuneArgs, trial: optuna.Trial) -> float:
-    """Train one trial's learner; its final deterministic evaluation (pruned trials raise TrialPruned)."""
+    """Train one trial's learners, one per seed; the mean of their final deterministic evaluations (a pruned
+    trial raises TrialPruned). Each seed's final return is kept in the trial's user attribute seed_returns."""
     import optuna
 
     from trpo.algos.learner import make_agent
     from trpo.run.evaluation import evaluate
 
-    config = trial_config(trial, base_config(args), search_space(args.params), args.seed + trial.number)
-    pruner = PruneOnEvaluation(trial, enabled=args.pruning)
-    agent = make_agent(
-        command_spec(args.env_id, args.config, args.env_kwargs, args.wrapper, preset=args.preset), config
-    )
-    try:
-        agent.learn(callback=pruner)
-    finally:
-        agent.close()
-    if pruner.pruned:
-        raise optuna.TrialPruned(agent.stop_reason)
-    result = evaluate(agent, episodes=args.eval_episodes)
-    return float(result["mean_return"])  # type: ignore[arg-type]
+    space, base = search_space(args.params), base_config(args)
+    spec = command_spec(args.env_id, args.config, args.env_kwargs, args.wrapper, preset=args.preset)
+    returns: list[float] = []
+    for i, seed in enumerate(trial_seeds(args, trial.number)):
+        config = trial_config(trial, base, space, seed)
+        pruner = PruneOnEvaluation(trial, enabled=args.pruning, step_offset=i * args.steps_per_trial)
+        agent = make_agent(spec, config)
+        try:
+            agent.learn(callback=pruner)
+        finally:
+            agent.close()
+        if pruner.pruned:
+            raise optuna.TrialPruned(agent.stop_reason)
+        returns.append(float(evaluate(agent, episodes=args.eval_episodes)["mean_return"]))  # type: ignore[arg-type]
+        trial.set_user_attr("seed_returns", returns)
+    return sum(returns) / len(returns)
 
 
 def open_study(args: TuneArgs, load_only: bool = False, worker: int = 0) -> optuna.Study:
@@ -223,6 +240,7 @@ def tune(args: TuneArgs) -> str:
         ("--trials", args.trials),
         ("--workers", args.workers),
         ("--steps-per-trial", args.steps_per_trial),
+        ("--seeds-per-trial", args.seeds_per_trial),
     ):
         if value < 1:
             raise UserError(f"{name} must be >= 1 (got {value})")
@@ -257,18 +275,20 @@ def report(args: TuneArgs, study: optuna.Study, base: TRPOConfig) -> str:
     trials = study.get_trials(deepcopy=False)
     done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     names = list(search_space(args.params))
+    on_seeds = f" on {args.seeds_per_trial} seeds" if args.seeds_per_trial > 1 else ""
     with open(args.out / "trials.csv", "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["trial", "state", "value", "last_step", *names])
+        writer.writerow(["trial", "state", "value", "seed_returns", "last_step", *names])
         for t in trials:
-            writer.writerow([t.number, t.state.name, t.value, t.last_step, *(t.params.get(n) for n in names)])
+            per_seed = " ".join(f"{v:.2f}" for v in t.user_attrs.get("seed_returns", []))
+            writer.writerow([t.number, t.state.name, t.value, per_seed, t.last_step, *(t.params.get(n) for n in names)])
     lines = [
         f"# trpo tune {args.env_id}: {len(trials)} trials ({len(done)} complete, "
         f"{sum(t.state == optuna.trial.TrialState.PRUNED for t in trials)} pruned), "
-        f"{args.steps_per_trial:,} steps each",
+        f"{args.steps_per_trial:,} steps each{on_seeds}",
         "",
-        "| trial | state | final return | " + " | ".join(names) + " |",
-        "|---" * (3 + len(names)) + "|",
+        "| trial | state | final return | per seed | " + " | ".join(names) + " |",
+        "|---" * (4 + len(names)) + "|",
     ]
 
     def rank(t: optuna.trial.FrozenTrial) -> float:
@@ -278,8 +298,9 @@ def report(args: TuneArgs, study: optuna.Study, base: TRPOConfig) -> str:
         value = f"{t.value:.1f}" if t.value is not None else "–"
         if t.state == optuna.trial.TrialState.PRUNED and t.intermediate_values:
             value = f"(last evaluation {t.intermediate_values[max(t.intermediate_values)]:.1f})"
+        per_seed = ", ".join(f"{v:.1f}" for v in t.user_attrs.get("seed_returns", []))
         lines.append(
-            f"| {t.number} | {t.state.name.lower()} | {value} | "
+            f"| {t.number} | {t.state.name.lower()} | {value} | {per_seed} | "
             + " | ".join(str(t.params.get(n, "")) for n in names)
             + " |"
         )
@@ -287,9 +308,9 @@ def report(args: TuneArgs, study: optuna.Study, base: TRPOConfig) -> str:
         best = study.best_trial
         write_best(args, best, base)
         command = train_command_of(args)
-        lines += ["", f"best: trial {best.number}, final return {best.value:.2f}; `{command}`"]
+        lines += ["", f"best: trial {best.number}, {_final(args, best)}; `{command}`"]
     (args.out / "tune.md").write_text("\n".join(lines) + "\n")
-    _plot(trials, args.out / "tune.png", args.env_id)
+    _plot(trials, args.out / "tune.png", args.env_id, args.seeds_per_trial)
     return "\n".join(lines) + "\n"
 
 
@@ -313,13 +334,22 @@ def write_best(args: TuneArgs, best: optuna.trial.FrozenTrial, base: TRPOConfig)
             values[name] = list(chosen) if isinstance(chosen, tuple) else chosen
     base.replace(**values).validate()  # what the trial trained with
     header = (
-        f"# trpo tune {args.env_id}: trial {best.number}, final return "
-        f"{best.value:.2f} after {args.steps_per_trial:,} steps\n# {train_command_of(args)}\n"
+        f"# trpo tune {args.env_id}: trial {best.number}, {_final(args, best)} after "
+        f"{args.steps_per_trial:,} steps\n# {train_command_of(args)}\n"
     )
     (args.out / "best.yaml").write_text(header + yaml.safe_dump(values, sort_keys=False))
 
 
-def _plot(trials: Sequence[optuna.trial.FrozenTrial], out: Path, env_id: str) -> None:
+def _final(args: TuneArgs, trial: optuna.trial.FrozenTrial) -> str:
+    """'final return R', or with several seeds 'mean final return R over N seeds (r1, r2, ...)'."""
+    per_seed = trial.user_attrs.get("seed_returns", [])
+    if args.seeds_per_trial == 1 or not per_seed:
+        return f"final return {trial.value:.2f}"
+    listed = ", ".join(f"{v:.2f}" for v in per_seed)
+    return f"mean final return {trial.value:.2f} over {len(per_seed)} seeds ({listed})"
+
+
+def _plot(trials: Sequence[optuna.trial.FrozenTrial], out: Path, env_id: str, seeds: int = 1) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -329,7 +359,8 @@ def _plot(trials: Sequence[optuna.trial.FrozenTrial], out: Path, env_id: str) ->
     complete = [t for t in trials if t.state.name == "COMPLETE" and t.value is not None]
     numbers = [t.number for t in complete]
     values = [float(t.value or 0.0) for t in complete]
-    ax.scatter(numbers, values, label="final return (complete trials)", s=18)
+    label = "final return" if seeds == 1 else f"mean final return over {seeds} seeds"
+    ax.scatter(numbers, values, label=f"{label} (complete trials)", s=18)
     best, running = [], -math.inf
     for v in values:
         running = max(running, v)
