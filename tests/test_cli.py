@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from trpo import TRPOConfig
 from trpo.cli.main import main
+from trpo.config.presets import preset_config
 
 TRPO = [sys.executable, "-m", "trpo"]
 DIAGNOSTICS = [
@@ -64,7 +66,9 @@ def test_run_directory_contract(pendulum_run: Path) -> None:
 
 def test_config_yaml_reruns_the_same_config(pendulum_run: Path, tmp_path: Path) -> None:
     config = yaml.safe_load((pendulum_run / "config.yaml").read_text())
-    assert config["n_steps"] == 256 and config["gamma"] == 0.95  # flag and preset both recorded
+    # the flag and the preset are both recorded
+    preset_gamma = preset_config("Pendulum-v1")[0].gamma
+    assert config["n_steps"] == 256 and config["gamma"] == preset_gamma != TRPOConfig().gamma
     from trpo.config.schema import load_yaml_config
 
     assert load_yaml_config(pendulum_run / "config.yaml").n_envs == 2
@@ -93,7 +97,7 @@ def test_flags_override_config_file_which_overrides_preset(tmp_path: Path, capsy
     file.write_text("max_kl: 0.03\nn_steps: 64\n")
     args, preset, _ = _parse_train(["Pendulum-v1", "--config", str(file), "--n-steps", "32"])
     assert preset == "Pendulum-v1"
-    assert args.hp.gamma == 0.95  # preset
+    assert args.hp.gamma == preset_config("Pendulum-v1")[0].gamma != TRPOConfig().gamma  # preset
     assert args.hp.max_kl == 0.03  # file over preset
     assert args.hp.n_steps == 32  # flag over file
 

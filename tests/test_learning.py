@@ -30,18 +30,19 @@ def test_cartpole_reaches_475_in_100k_steps() -> None:
 def test_pendulum_preset_learns() -> None:
     """A quick check that the continuous-control preset loads and learns (issue: CI keeps one).
 
-    The thresholds sit between what learning gives and what no learning gives. The preset's 10 seeds end
-    their training at -181 to -289 (mean of the last 100 episodes, stochastic policy; BENCHMARKS.md), a
-    random or untrained policy scores about -1200 to -1500, and an update that never moves the policy stays
-    there. The deterministic evaluation is less robust across machines (floating point moves single seeds,
-    and a seed whose stochastic policy swings up can have a deterministic one that does not: -826 for the
-    previous preset on one machine), so it is held only to beating the untrained level."""
+    The thresholds sit between what learning gives and what no learning gives. The preset's 20 seeds
+    (BENCHMARKS.md) end with deterministic returns of -84 to -194 (-136 to -175 over 100 starts per seed),
+    while their stochastic training return only rises from about -1200 to -740 ... -880 (seeds 0-9): the
+    exploration noise grows (policy std about 4 for torques in +-2) and what the preset learns is the mean
+    action. A random or untrained policy scores about -1200 to -1500, and an update that never moves the
+    policy stays there. Floating point moves single seeds across machines, so the evaluation is held to -400
+    and the training return to a rise of 200."""
     stats: list[dict[str, float]] = []
     config, _ = preset_config("Pendulum-v1")
     agent = TRPO("Pendulum-v1", config, seed=0).learn(callback=lambda _agent, row: stats.append(dict(row)))
     agent.close()
-    assert stats[-1]["rollout/ep_return_mean"] >= -400
-    assert evaluate(agent, episodes=10)["mean_return"] >= -1000
+    assert stats[-1]["rollout/ep_return_mean"] >= stats[0]["rollout/ep_return_mean"] + 200
+    assert evaluate(agent, episodes=10)["mean_return"] >= -400
     assert agent.alarms == []
 
 
