@@ -403,6 +403,31 @@ def test_fuzzed_state_json_is_refused_in_one_line_or_loads(
     _eval_is_clean(run)
 
 
+@pytest.mark.parametrize("value", [True, 3, "CartPole-v1", ["env_id"]])
+def test_an_env_spec_that_is_not_a_mapping_is_refused_in_one_line(
+    template: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], value: Any
+) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(template, run)
+    state = json.loads(state_path(run).read_text())
+    state["env_spec"] = value
+    state_path(run).write_text(json.dumps(state))
+    assert main(["eval", str(run), "--episodes", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "env_spec must be a mapping" in err
+
+
+def test_a_line_break_in_a_key_stays_on_the_one_error_line(template: Path, tmp_path: Path) -> None:
+    """A key read from state.json is echoed in the error; its carriage return or newline is written escaped."""
+    run = tmp_path / "run"
+    shutil.copytree(template, run)
+    state = json.loads(state_path(run).read_text())
+    state["health"]["streaks"] = {"\r": None, "a\nb": None}
+    state_path(run).write_text(json.dumps(state))
+    _eval_is_clean(run)
+    assert main(["eval", str(run), "--episodes", "1"]) == 2
+
+
 def _eval_is_clean(run: Path) -> None:
     import contextlib
     import io

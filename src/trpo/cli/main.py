@@ -36,6 +36,16 @@ def usage() -> str:
     return "\n".join(lines)
 
 
+LINE_BREAKS = frozenset("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")
+"""The characters str.splitlines breaks a line at."""
+
+
+def one_line(message: str) -> str:
+    """`message` on one line: each line break in it (a key or a path read from a file can hold one) written as its
+    escape, e.g. \\r, so an error stays the one line the CLI promises."""
+    return "".join(ch.encode("unicode_escape").decode("ascii") if ch in LINE_BREAKS else ch for ch in message)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -49,16 +59,17 @@ def main(argv: list[str] | None = None) -> int:
         module = importlib.import_module(f"trpo.cli.{MODULES.get(command, command)}")
         return int(module.run(rest))
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except OSError as exc:
         if exc.errno not in FILE_SYSTEM_ERRORS:
             raise
         where = f"{exc.filename}: " if exc.filename else ""
-        print(f"error: {where}{exc.strerror or exc} (the file system refused a read or write)", file=sys.stderr)
+        message = one_line(f"{where}{exc.strerror or exc}")
+        print(f"error: {message} (the file system refused a read or write)", file=sys.stderr)
         return 2
     except TrainingStopped as exc:
-        print(f"error: training stopped: {exc}", file=sys.stderr)
+        print(f"error: training stopped: {one_line(str(exc))}", file=sys.stderr)
         return 1
     except Interrupted as exc:
         name = signal.Signals(exc.signum).name

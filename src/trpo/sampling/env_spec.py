@@ -111,6 +111,10 @@ def check_plain_data(spec: EnvSpec) -> None:
 def spec_from_data(data: Mapping[str, Any], source: str, source_dir: str | None = None) -> EnvSpec | None:
     """The EnvSpec of `env_id`/`env_kwargs`/`env_wrappers` entries (None without `env_id`); `source`
     names where they came from in error messages."""
+    if not isinstance(data, Mapping):
+        raise UserError(
+            f"{source} must be a mapping of env_id, env_kwargs and env_wrappers (got {type(data).__name__})"
+        )
     env_id = data.get("env_id")
     if env_id is None:
         return None
