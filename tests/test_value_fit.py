@@ -102,6 +102,21 @@ def test_ridge_head_is_the_penalised_least_squares_solution(n: int, h: int, ridg
     assert w32.dtype == torch.float64 and torch.allclose(w32, w, atol=1e-4) and torch.allclose(b32, b, atol=1e-4)
 
 
+@pytest.mark.parametrize("ridge", [1e-20, 5e-324])
+def test_a_ridge_too_small_for_dead_or_collinear_features_gives_the_minimum_norm_fit(ridge: float) -> None:
+    """Dead (constant) and duplicated features make the Gram matrix singular; a ridge float64 cannot see must not
+    crash the fit: the answer is the least-squares fit of least norm, as torch.linalg.lstsq (gelsd) gives it."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(100, 4, generator=g, dtype=torch.float64)
+    x[:, 2] = 0.7
+    x[:, 3] = 2 * x[:, 0]
+    y = torch.randn(100, generator=g, dtype=torch.float64)
+    w, b = value_fit.ridge_head(x, y, ridge)
+    xc = x - x.mean(0)
+    expected = torch.linalg.lstsq(xc, (y - y.mean()).unsqueeze(-1), driver="gelsd").solution[:, 0]
+    assert torch.allclose(w, expected, atol=1e-8) and torch.isfinite(b)
+
+
 def test_refit_head_leaves_the_body_and_minimises_the_last_layer() -> None:
     torch.manual_seed(3)
     critic = Critic(5, (16, 8), "tanh").double()

@@ -62,14 +62,20 @@ def ridge_head(features: Tensor, targets: Tensor, ridge: float) -> tuple[Tensor,
 
     The bias is not penalised, so centring removes it: w solves (Phi_c^T Phi_c / N + ridge I) w = Phi_c^T y_c / N
     (Phi_c, y_c the centred features and targets; symmetric positive definite for ridge > 0, by Cholesky),
-    and b = mean(y) - mean(phi) . w. Computed in float64; returns (w [H], b []) in float64."""
+    and b = mean(y) - mean(phi) . w. Computed in float64; returns (w [H], b []) in float64. Where a ridge too
+    small for float64 leaves the matrix numerically singular (dead or collinear features), w is the
+    minimum-norm solution by the pseudo-inverse instead (the limit of the ridge fit as ridge -> 0)."""
     x, y = features.double(), targets.double()
     n = x.shape[0]
     x_mean, y_mean = x.mean(0), y.mean()
     xc, yc = x - x_mean, y - y_mean
     gram = xc.t().mm(xc) / n + ridge * torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
     rhs = xc.t().mv(yc) / n
-    w = torch.cholesky_solve(rhs.unsqueeze(-1), torch.linalg.cholesky(gram)).squeeze(-1)
+    factor, info = torch.linalg.cholesky_ex(gram)
+    if int(info) == 0:
+        w = torch.cholesky_solve(rhs.unsqueeze(-1), factor).squeeze(-1)
+    else:
+        w = torch.linalg.pinv(gram, hermitian=True).mv(rhs)
     return w, y_mean - x_mean.dot(w)
 
 
